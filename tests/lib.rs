@@ -1,0 +1,1 @@
+//! Placeholder crate root: the scenarios live in `integration/`.
