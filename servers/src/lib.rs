@@ -1,1 +1,312 @@
-//! stub
+//! Real MCP servers written for testing, built on the official Rust SDK (`rmcp`).
+//!
+//! * **fast-test** — `echo`, `add`, `sleep` (honours cancellation), `fail` (a tool error),
+//!   `error` (a JSON-RPC error), `big`, `counter` (per session), `whoami`, `notify`
+//!   (list_changed), `progress`, `log`, `stats`; the `fast-test://readme` resource; the
+//!   `greeting` prompt.
+//! * **fast-time** — `get_system_time` and `convert_time`, answering like the reference
+//!   Python `mcp-server-time`; plus `whoami` and `stats`.
+//!
+//! Both run over stdio or streamable HTTP (stateful or stateless), with no auth, static
+//! bearer tokens, or HS256 JWTs. Any binary linking this crate can become one of these
+//! servers: set [`SERVE_ENV`] to [`ServeOptions`] as JSON and have the binary call
+//! [`serve_from_env_if_requested`] early (the `mcp-harness` crate does it from a
+//! constructor, so every test binary can re-execute itself as a server).
+//!
+//! Over HTTP the server prints one line, [`READY_PREFIX`] followed by JSON
+//! `{"url":..,"port":..,"pid":..,"transport":"http"}`, once it is listening.
+//!
+//! ```no_run
+//! use mcp_harness_servers::{Bundled, ServeOptions, Transport, serve};
+//! // Blocks until SIGTERM/SIGINT (or stdin EOF on stdio, or the watched pid exits).
+//! serve(ServeOptions::new(Bundled::FastTime, Transport::Http)).unwrap();
+//! ```
+#![warn(missing_docs)]
+// `unsafe` is used only for `libc::kill(pid, 0)` (see `lifecycle.rs`).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod events;
+mod http;
+mod lifecycle;
+mod options;
+mod server;
+mod time;
+
+use std::{io::Write, time::Duration};
+
+pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+/// Environment variable holding [`ServeOptions`] as JSON; see [`serve_from_env_if_requested`].
+pub const SERVE_ENV: &str = "MCP_HARNESS_SERVE";
+
+/// Start of the one line an HTTP server prints on stdout once it is listening; the rest
+/// of the line is JSON: `{"url":"http://127.0.0.1:PORT/mcp","port":PORT,"pid":PID,"transport":"http"}`.
+///
+/// ```
+/// use mcp_harness_servers::READY_PREFIX;
+/// let line = r#"MCP_HARNESS_READY {"url":"http://127.0.0.1:4000/mcp","port":4000,"pid":7,"transport":"http"}"#;
+/// let json: serde_json::Value =
+///     serde_json::from_str(line.strip_prefix(READY_PREFIX).unwrap()).unwrap();
+/// assert_eq!(json["port"], 4000);
+/// ```
+pub const READY_PREFIX: &str = "MCP_HARNESS_READY ";
+
+/// Optional path of a file the server appends lifecycle events to, one JSON object per
+/// line: `initialized` (`client`, `session_id`, `transport`), `cancelled` (`tool`,
+/// `request_id`), `session_closed` (`client`, ...); each with `pid` and `t_us`
+/// (microseconds since the UNIX epoch). Several processes may share the file.
+pub const EVENT_LOG_ENV: &str = "MCP_HARNESS_EVENT_LOG";
+
+/// The HS256 secret for [`AuthMode::Jwt`].
+pub const JWT_SECRET_ENV: &str = "MCP_HARNESS_JWT_SECRET";
+
+/// The accepted tokens for [`AuthMode::Bearer`]: `token1=subject1,token2=subject2`.
+pub const BEARER_TOKENS_ENV: &str = "MCP_HARNESS_BEARER_TOKENS";
+
+/// stdio only: the subject `whoami` reports (stdio has no headers to authenticate).
+pub const SUBJECT_ENV: &str = "MCP_HARNESS_SUBJECT";
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Another subscriber may already be installed (in-process use): keep it.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn check_options(opts: &ServeOptions) -> Result<(), ServeError> {
+    if opts.transport == Transport::Sse {
+        return Err(ServeError::Unsupported {
+            what: "the legacy HTTP+SSE transport (\"sse\")".into(),
+            instead: "\"http\" (streamable HTTP) or \"stdio\"",
+        });
+    }
+    if let Some(pid) = opts.watch_pid {
+        lifecycle::check_pid(pid)?;
+    }
+    if opts.transport == Transport::Http {
+        http::validate_path(&opts.path)?;
+    }
+    Ok(())
+}
+
+/// Runs a bundled server until SIGTERM/SIGINT, stdin EOF (stdio), or the exit of
+/// `opts.watch_pid`; all of these return `Ok(())`.
+///
+/// Blocking: builds its own multi-thread tokio runtime, so call it from a plain thread,
+/// not from inside a runtime. Over HTTP it binds `opts.host:opts.port`, writes
+/// `opts.port_file` if set, then prints the [`READY_PREFIX`] line on stdout. Over stdio
+/// stdout carries only the protocol. Logs go to stderr (`RUST_LOG`, default `warn`).
+///
+/// # Errors
+///
+/// [`ServeError`] if the options are invalid or unsupported, a secret the auth mode
+/// needs is missing, the port cannot be bound, or the stdio session cannot start.
+pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
+    init_tracing();
+    check_options(&opts)?;
+    events::init();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("mcp-harness-server")
+        .enable_all()
+        .build()
+        .map_err(ServeError::io("building the tokio runtime"))?;
+    let result = runtime.block_on(async move {
+        match opts.transport {
+            Transport::Stdio => serve_stdio(opts).await,
+            Transport::Http => serve_http(opts).await,
+            Transport::Sse => unreachable!("rejected by check_options"),
+        }
+    });
+    // A blocked stdin read must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// If [`SERVE_ENV`] is set, serves the [`ServeOptions`] it holds and exits the process:
+/// status 0 after a normal stop, 2 (with a message on stderr) if the JSON is invalid or
+/// [`serve`] fails. Returns immediately when the variable is absent.
+///
+/// Safe to call before `main` (e.g. from a `#[ctor]`): it relies on nothing `main`
+/// sets up. [`SERVE_ENV`] is removed from the environment first, so the server's own
+/// children do not become servers too.
+///
+/// ```
+/// // In a binary's `main` (or a constructor), before anything else:
+/// mcp_harness_servers::serve_from_env_if_requested();
+/// ```
+pub fn serve_from_env_if_requested() {
+    let Some(raw) = std::env::var_os(SERVE_ENV) else {
+        return;
+    };
+    // SAFETY: `remove_var` is unsafe only because another thread could read the
+    // environment at the same time. This runs before the server starts any thread,
+    // typically before `main`, when the process has a single thread.
+    unsafe { std::env::remove_var(SERVE_ENV) };
+    let opts = match raw
+        .to_str()
+        .ok_or_else(|| "it is not valid UTF-8".to_owned())
+        .and_then(|s| {
+            serde_json::from_str::<ServeOptions>(s).map_err(|source| {
+                ServeError::BadOptions {
+                    var: SERVE_ENV,
+                    source,
+                }
+                .to_string()
+            })
+        }) {
+        Ok(opts) => opts,
+        Err(message) => {
+            eprintln!("mcp-harness-servers: cannot start a bundled server: {message}");
+            std::process::exit(2);
+        }
+    };
+    let what = format!("{} on {}", opts.server, opts.transport);
+    match serve(opts) {
+        Ok(()) => {
+            let _ = std::io::stdout().flush();
+            std::process::exit(0)
+        }
+        Err(error) => {
+            eprintln!("mcp-harness-servers: bundled server {what} failed: {error}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Serves `opts` over streamable HTTP on an already-bound listener, in the current
+/// tokio runtime, until `shutdown` is cancelled (then waits at most about a second for
+/// open connections). Prints no READY line and writes no port file; `opts.transport`,
+/// `opts.port`, `opts.port_file` and `opts.watch_pid` are ignored.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mcp_harness_servers::ServeError> {
+/// use mcp_harness_servers::{Bundled, ServeOptions, Transport, serve_http_on};
+/// use tokio_util::sync::CancellationToken;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+/// let shutdown = CancellationToken::new();
+/// let server = tokio::spawn(serve_http_on(
+///     listener,
+///     ServeOptions::new(Bundled::FastTest, Transport::Http),
+///     shutdown.clone(),
+/// ));
+/// // ... talk to `url` ...
+/// shutdown.cancel();
+/// server.await.unwrap()?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`ServeError`] if the options are invalid or a secret the auth mode needs is missing.
+pub async fn serve_http_on(
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    http::validate_path(&opts.path)?;
+    let auth = http::Auth::from_env(opts.auth)?;
+    let addr = listener
+        .local_addr()
+        .map_err(ServeError::io("reading the listener's address"))?;
+    let app = http::build_app(&opts, auth, addr);
+    http::run(listener, app, shutdown).await
+}
+
+async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
+    let auth = http::Auth::from_env(opts.auth)?;
+    let wanted = std::net::SocketAddr::new(opts.host, opts.port);
+    let listener = tokio::net::TcpListener::bind(wanted)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: wanted,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(ServeError::io("reading the listener's address"))?;
+    let app = http::build_app(&opts, auth, addr);
+    if let Some(path) = &opts.port_file {
+        lifecycle::write_port_file(path, addr.port())?;
+    }
+    let url = format!("{}{}", http::base_url(addr), opts.path);
+    let ready = serde_json::json!({
+        "url": url,
+        "port": addr.port(),
+        "pid": std::process::id(),
+        "transport": "http",
+    });
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{READY_PREFIX}{ready}")
+            .and_then(|()| stdout.flush())
+            .map_err(ServeError::io("printing the READY line on stdout"))?;
+    }
+    tracing::info!(%url, "listening");
+    let shutdown = CancellationToken::new();
+    let stopper = {
+        let shutdown = shutdown.clone();
+        let stop = lifecycle::stop_requested(opts.watch_pid)?;
+        tokio::spawn(async move {
+            let reason = stop.await;
+            tracing::info!(reason, "stopping");
+            shutdown.cancel();
+        })
+    };
+    let result = http::run(listener, app, shutdown).await;
+    stopper.abort();
+    result
+}
+
+async fn serve_stdio(opts: ServeOptions) -> Result<(), ServeError> {
+    let stop = lifecycle::stop_requested(opts.watch_pid)?;
+    tokio::pin!(stop);
+    let handler = server::Handler::new(server::Shared::new(opts.server, server::Mode::Stdio));
+    let view = handler.clone();
+    let ct = CancellationToken::new();
+    let transport = rmcp::transport::stdio_pipes();
+    let running = tokio::select! {
+        started = handler.serve_with_ct(transport, ct.clone()) => match started {
+            Ok(running) => running,
+            // The client went away before initializing: a normal end.
+            Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
+            Err(error) => return Err(ServeError::Session(error.to_string())),
+        },
+        reason = &mut stop => {
+            tracing::info!(reason, "stopping before initialization");
+            ct.cancel();
+            return Ok(());
+        }
+    };
+    let waiting = running.waiting();
+    tokio::pin!(waiting);
+    tokio::select! {
+        quit = &mut waiting => {
+            if matches!(quit, Ok(rmcp::service::QuitReason::Closed)) {
+                events::record("session_closed", |o| {
+                    o.insert(
+                        "client".into(),
+                        view.client_name().map_or(serde_json::Value::Null, Into::into),
+                    );
+                    o.insert("transport".into(), "stdio".into());
+                });
+            }
+        }
+        reason = &mut stop => {
+            tracing::info!(reason, "stopping");
+            ct.cancel();
+            let _ = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
+        }
+    }
+    Ok(())
+}
