@@ -1,1 +1,76 @@
-//! stub
+//! # mcp-harness
+//!
+//! A test harness for MCP (Model Context Protocol) servers, clients and gateways.
+//!
+//! The problem it solves: an MCP session's lifecycle is bound to the runtime that opened it.
+//! `#[tokio::test]` builds a runtime per test, so a session shared across tests dies with the
+//! first test's runtime ("Transport closed", "A Tokio 1.x context was found, but it is being
+//! shutdown"). mcp-harness keeps **one long-lived runtime per test process** and **one owner
+//! task per session**: the owner connects, initializes, serves and closes; tests hold cheap
+//! [`Session`] handles that work from any runtime, thread or fixture scope.
+//!
+//! ```no_run
+//! use mcp_harness::{Bundled, BundledExt, Session, Target, Transport};
+//!
+//! #[test]
+//! fn echo_round_trip() {
+//!     mcp_harness::run(async {
+//!         let spec = Bundled::FastTest.spec(Transport::Stdio);
+//!         let alice = Session::builder(Target::Stdio(spec)).name("alice").connect().await?;
+//!         let out = alice.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
+//!         assert_eq!(mcp_harness::tool_text(&out), "hi");
+//!         Ok::<_, mcp_harness::Error>(())
+//!     })
+//!     .unwrap();
+//! }
+//! ```
+//!
+//! Servers are real processes ([`Server`], [`ServerSpec`]): spawned from a thread that lives as
+//! long as the process, in their own process group, with `PR_SET_PDEATHSIG`, their output in
+//! log files. Teardown has three layers: explicit [`Session::shutdown`], a process-exit hook that
+//! closes every open session last-opened-first, and the kernel killing children of a killed
+//! test process.
+
+#![warn(missing_docs)]
+#![deny(missing_debug_implementations)]
+
+mod errors;
+mod process;
+mod runtime;
+mod secret;
+mod session;
+#[cfg(feature = "bundled-servers")]
+mod bundled;
+
+pub use errors::{Error, Result};
+pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
+pub use runtime::run;
+pub use secret::Secret;
+pub use session::{
+    Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text,
+};
+#[cfg(feature = "bundled-servers")]
+pub use bundled::{Bundled, BundledAuth, BundledExt, BundledServer};
+
+/// The `rmcp` crate this harness is built on (model types such as `CallToolResult`).
+pub use rmcp;
+
+/// Closes every open session (last opened first) and stops every server process this process
+/// started, within `within` overall. Runs automatically at process exit.
+pub fn shutdown_all(within: std::time::Duration) {
+    if runtime::existing_handle().is_none() {
+        return;
+    }
+    close_all_sessions(within);
+    process::kill_all_children();
+}
+
+#[ctor::dtor]
+fn close_everything_at_exit() {
+    let within = std::env::var("MCP_HARNESS_EXIT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(std::time::Duration::from_secs(10));
+    shutdown_all(within);
+}

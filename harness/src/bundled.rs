@@ -1,0 +1,162 @@
+//! The bundled test servers, started by re-executing the current binary.
+//!
+//! Any binary that links `mcp-harness` (a test binary, the CLI) can become a bundled server: a
+//! constructor that runs before `main` looks for `MCP_HARNESS_SERVE` and, when set, serves and
+//! exits. So a downstream crate needs no extra install step to spawn `fast-test` or `fast-time`.
+
+use std::path::PathBuf;
+
+use crate::process::{AddressSource, Readiness, ServerSpec, Transport};
+use crate::secret::Secret;
+
+pub use mcp_harness_servers::Bundled;
+
+#[ctor::ctor]
+fn serve_bundled_server_if_requested() {
+    mcp_harness_servers::serve_from_env_if_requested();
+}
+
+/// How a bundled server checks credentials.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub enum BundledAuth {
+    /// No check; `whoami` reports no subject.
+    #[default]
+    None,
+    /// Static bearer tokens, each mapped to a subject.
+    Bearer(Vec<(Secret, String)>),
+    /// HS256 JWTs signed with this secret; the subject is the `sub` claim.
+    Jwt(Secret),
+}
+
+/// Options for a bundled server; [`spec`](Self::spec) turns them into a [`ServerSpec`].
+///
+/// ```
+/// use mcp_harness::{Bundled, BundledAuth, BundledServer, Transport};
+/// let spec = BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)
+///     .auth(BundledAuth::Jwt("test-secret".into()))
+///     .stateless(true)
+///     .spec();
+/// assert_eq!(spec.name(), "fast-test");
+/// ```
+#[derive(Clone, Debug)]
+pub struct BundledServer {
+    kind: Bundled,
+    transport: Transport,
+    auth: BundledAuth,
+    stateless: bool,
+    subject: Option<String>,
+    event_log: Option<PathBuf>,
+    watch_pid: Option<u32>,
+}
+
+impl BundledServer {
+    /// A bundled server of `kind` over `transport` (stdio or streamable HTTP).
+    pub fn new(kind: Bundled, transport: Transport) -> Self {
+        BundledServer {
+            kind,
+            transport,
+            auth: BundledAuth::None,
+            stateless: false,
+            subject: None,
+            event_log: None,
+            watch_pid: None,
+        }
+    }
+
+    /// Sets the credential check (HTTP).
+    pub fn auth(mut self, auth: BundledAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Serves streamable HTTP without sessions.
+    pub fn stateless(mut self, stateless: bool) -> Self {
+        self.stateless = stateless;
+        self
+    }
+
+    /// The subject `whoami` reports over stdio (there are no headers there).
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// A file the server appends lifecycle events to (JSON lines: initialized, cancelled,
+    /// session_closed), for tests that observe the server from outside.
+    pub fn event_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.event_log = Some(path.into());
+        self
+    }
+
+    /// Makes the server exit when this pid is gone (for servers shared across processes).
+    pub fn watch_pid(mut self, pid: u32) -> Self {
+        self.watch_pid = Some(pid);
+        self
+    }
+
+    /// The spec that re-executes the current binary as this server.
+    pub fn spec(&self) -> ServerSpec {
+        let transport = match self.transport {
+            Transport::Stdio => mcp_harness_servers::Transport::Stdio,
+            Transport::StreamableHttp => mcp_harness_servers::Transport::Http,
+            Transport::Sse => mcp_harness_servers::Transport::Sse,
+        };
+        let mut opts = mcp_harness_servers::ServeOptions::new(self.kind, transport);
+        opts.stateless = self.stateless;
+        opts.watch_pid = self.watch_pid;
+        opts.auth = match self.auth {
+            BundledAuth::None => mcp_harness_servers::AuthMode::None,
+            BundledAuth::Bearer(_) => mcp_harness_servers::AuthMode::Bearer,
+            BundledAuth::Jwt(_) => mcp_harness_servers::AuthMode::Jwt,
+        };
+        opts.port = 0;
+        // The port goes through `{port}` so that a restart reuses the address it reported.
+        let json = serde_json::to_string(&opts)
+            .expect("ServeOptions always serializes")
+            .replacen("\"port\":0", "\"port\":{port}", 1);
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        let mut spec = ServerSpec::new(self.kind.to_string(), exe)
+            .transport(self.transport)
+            .address(AddressSource::ReadyLine)
+            .readiness(Readiness::AddressKnown)
+            .env(mcp_harness_servers::SERVE_ENV, json)
+            .env_remove(mcp_harness_servers::EVENT_LOG_ENV)
+            .env_remove(mcp_harness_servers::JWT_SECRET_ENV)
+            .env_remove(mcp_harness_servers::BEARER_TOKENS_ENV)
+            .env_remove(mcp_harness_servers::SUBJECT_ENV);
+        match &self.auth {
+            BundledAuth::None => {}
+            BundledAuth::Bearer(tokens) => {
+                let joined = tokens
+                    .iter()
+                    .map(|(t, s)| format!("{}={s}", t.expose()))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                spec = spec.env(mcp_harness_servers::BEARER_TOKENS_ENV, joined);
+            }
+            BundledAuth::Jwt(secret) => {
+                spec = spec.env(mcp_harness_servers::JWT_SECRET_ENV, secret.expose());
+            }
+        }
+        if let Some(s) = &self.subject {
+            spec = spec.env(mcp_harness_servers::SUBJECT_ENV, s);
+        }
+        if let Some(p) = &self.event_log {
+            spec = spec.env(mcp_harness_servers::EVENT_LOG_ENV, p);
+        }
+        spec
+    }
+}
+
+/// Shorthands on the bundled server kinds.
+pub trait BundledExt {
+    /// The spec of this bundled server over `transport`, with no auth.
+    fn spec(self, transport: Transport) -> ServerSpec;
+}
+
+impl BundledExt for Bundled {
+    fn spec(self, transport: Transport) -> ServerSpec {
+        BundledServer::new(self, transport).spec()
+    }
+}

@@ -1,0 +1,191 @@
+//! The one error type of `mcp-harness`.
+//!
+//! Every variant says what happened, where (the session, url or command) and, where it helps,
+//! what to do next. Messages never carry a secret: tokens and headers are redacted before they
+//! get here.
+
+use std::time::Duration;
+
+/// The result type used throughout `mcp-harness`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the harness.
+///
+/// Match on the variant to tell causes apart (a dead server, a JSON-RPC error, a timeout);
+/// print it to tell a human what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A server command could not be started at all (not found, not executable, ...).
+    #[error("cannot start server `{server}` (`{command}`): {source}; check that the program exists and is executable")]
+    Spawn {
+        /// The server's name.
+        server: String,
+        /// The command line, program first.
+        command: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A server process exited before it became ready.
+    #[error("server `{server}` (`{command}`) exited with {status} before it became ready{}", tail_suffix(.log_tail))]
+    ExitedEarly {
+        /// The server's name.
+        server: String,
+        /// The command line, program first.
+        command: String,
+        /// How it exited (`exit status 1`, `signal 9 (SIGKILL)`).
+        status: String,
+        /// The last lines of its stderr (and stdout when it is not the protocol channel).
+        log_tail: String,
+    },
+
+    /// A server did not become ready within its startup deadline.
+    #[error("server `{server}` (`{command}`) was not ready after {after:?}: {waiting_for}; raise the startup timeout or check its logs{}", tail_suffix(.log_tail))]
+    NotReady {
+        /// The server's name.
+        server: String,
+        /// The command line, program first.
+        command: String,
+        /// The deadline that passed.
+        after: Duration,
+        /// What readiness was waiting for.
+        waiting_for: String,
+        /// The last lines of its logs.
+        log_tail: String,
+    },
+
+    /// Connecting (and initializing) failed, after all attempts.
+    #[error("cannot connect to {target}: {reason} after {attempts} attempt(s){}{}", server_suffix(.server_state), tail_suffix(.log_tail))]
+    Connect {
+        /// The url, or the stdio command.
+        target: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last attempt's failure.
+        reason: String,
+        /// What the server process was doing, when the harness knows the process.
+        server_state: Option<String>,
+        /// The last lines of the server's logs, when known.
+        log_tail: String,
+    },
+
+    /// The server refused the credentials (HTTP 401/403). Never retried.
+    #[error("{target} refused the credentials of session `{session}`: {reason}; check the token or the client's `token`/`headers` in the config")]
+    Unauthorized {
+        /// The url.
+        target: String,
+        /// The named session.
+        session: String,
+        /// What the server said (never the token).
+        reason: String,
+    },
+
+    /// The server answered a request with a JSON-RPC error.
+    #[error("session `{session}`: `{method}` failed with JSON-RPC error {code}: {message}")]
+    Mcp {
+        /// The named session.
+        session: String,
+        /// The request's method.
+        method: String,
+        /// The JSON-RPC error code (`-32601` is "method not found").
+        code: i32,
+        /// The error message.
+        message: String,
+        /// The error's `data`, if any.
+        data: Option<serde_json::Value>,
+    },
+
+    /// The session's transport is gone: the server died, closed the connection or the session
+    /// was shut down.
+    #[error("session `{session}`: `{method}` failed: {reason}{}; open a new session (or `reconnect()`)", server_suffix(.server_state))]
+    Closed {
+        /// The named session.
+        session: String,
+        /// The request's method (or `connect`).
+        method: String,
+        /// Why the transport is gone.
+        reason: String,
+        /// What the server process was doing, when the harness knows the process.
+        server_state: Option<String>,
+    },
+
+    /// A request got no answer within its deadline. The server was sent `notifications/cancelled`.
+    #[error("session `{session}`: `{method}` got no answer within {after:?}{}", server_suffix(.server_state))]
+    Timeout {
+        /// The named session.
+        session: String,
+        /// The request's method.
+        method: String,
+        /// The deadline.
+        after: Duration,
+        /// What the server process was doing (for example `paused (SIGSTOP)`), when known.
+        server_state: Option<String>,
+    },
+
+    /// The server sent something the client could not understand.
+    #[error("session `{session}`: `{method}`: unexpected answer from the server: {detail}")]
+    Protocol {
+        /// The named session.
+        session: String,
+        /// The request's method.
+        method: String,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A process-control operation (signal, wait) failed.
+    #[error("server `{server}`: cannot {action}: {reason}")]
+    Process {
+        /// The server's name.
+        server: String,
+        /// What was attempted (`pause`, `restart`, ...).
+        action: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// Bad input from the user of the harness (an invalid header, a bad url, ...).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: String,
+        /// Why, and what would be valid.
+        reason: String,
+    },
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; last log lines:\n{}", tail.trim_end())
+    }
+}
+
+fn server_suffix(state: &Option<String>) -> String {
+    match state {
+        Some(s) => format!(" ({s})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// True when retrying the same operation later may succeed (refused connections, timeouts,
+    /// a server that is not up yet); false for credentials, protocol and JSON-RPC errors.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Closed { .. }
+        )
+    }
+
+    /// The JSON-RPC error code, for [`Error::Mcp`].
+    pub fn mcp_code(&self) -> Option<i32> {
+        match self {
+            Error::Mcp { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
