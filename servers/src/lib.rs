@@ -69,8 +69,10 @@ pub const BEARER_TOKENS_ENV: &str = "MCP_HARNESS_BEARER_TOKENS";
 pub const SUBJECT_ENV: &str = "MCP_HARNESS_SUBJECT";
 
 fn init_tracing() {
+    // rmcp logs every JSON-RPC error response at WARN; the `error` tool makes those
+    // routine, so they are hidden unless RUST_LOG asks for them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp::service=error"));
     // Another subscriber may already be installed (in-process use): keep it.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
