@@ -242,12 +242,23 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
         lifecycle::write_port_file(path, addr.port())?;
     }
     let url = format!("{}{}", http::base_url(addr), opts.path);
-    let ready = serde_json::json!({
-        "url": url,
-        "port": addr.port(),
-        "pid": std::process::id(),
-        "transport": "http",
-    });
+    #[derive(serde::Serialize)]
+    struct Ready<'a> {
+        url: &'a str,
+        port: u16,
+        pid: u32,
+        transport: &'static str,
+    }
+    let ready = serde_json::to_string(&Ready {
+        url: &url,
+        port: addr.port(),
+        pid: std::process::id(),
+        transport: "http",
+    })
+    .map_err(|e| ServeError::Io {
+        what: "serializing the READY line",
+        source: e.into(),
+    })?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{READY_PREFIX}{ready}")

@@ -216,6 +216,16 @@ fn stdio(dir: &std::path::Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    let n = 500u64;
+    let started = Instant::now();
+    for i in 0..n {
+        client.request(call(1000 + i, "echo", json!({"text":"x"})));
+    }
+    println!(
+        "e2e: stdio echo round trip ~{:?}",
+        started.elapsed() / n as u32
+    );
+
     // stdin EOF ends the server
     drop(client.stdin.take());
     let status = wait_timeout(&mut client.child, Duration::from_secs(5));
@@ -262,6 +272,7 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatu
 // HTTP
 
 struct HttpClient {
+    notifications: Vec<Value>,
     http: reqwest::Client,
     url: String,
     session: Option<String>,
@@ -271,6 +282,7 @@ struct HttpClient {
 impl HttpClient {
     fn new(url: String) -> Self {
         Self {
+            notifications: Vec::new(),
             http: reqwest::Client::new(),
             url,
             session: None,
@@ -311,11 +323,19 @@ impl HttpClient {
         if !sse {
             return serde_json::from_str(&text).unwrap();
         }
-        text.lines()
+        let mut response = None;
+        for message in text
+            .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .find(|m| m["id"] == body["id"])
-            .unwrap_or_else(|| panic!("no response in SSE body {text:?}"))
+        {
+            if message["id"] == body["id"] && message.get("method").is_none() {
+                response = Some(message);
+            } else {
+                self.notifications.push(message);
+            }
+        }
+        response.unwrap_or_else(|| panic!("no response in SSE body {text:?}"))
     }
 
     async fn open(&mut self) -> Value {
@@ -362,6 +382,45 @@ async fn http_in_process() {
     assert_eq!(who["transport"], "http", "{who}");
     assert_eq!(who["headers"]["x-visible"], "yes", "{who}");
     assert_eq!(who["headers"]["x-refresh-token"], "<redacted>", "{who}");
+    // Notifications not tied to a request travel on the standalone GET stream.
+    let mut get = a
+        .http
+        .get(&a.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", a.session.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(get.status().is_success(), "{}", get.status());
+    a.request(call(6, "notify", json!({"kind":"tools"}))).await;
+    a.request(call(8, "log", json!({"level":"info","message":"hello"})))
+        .await;
+    let mut standalone = String::new();
+    while !standalone.contains("notifications/message") {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), get.chunk())
+            .await
+            .expect("no notification on the GET stream")
+            .unwrap()
+            .expect("GET stream ended");
+        standalone.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        standalone.contains("notifications/tools/list_changed"),
+        "{standalone}"
+    );
+    drop(get);
+    a.request(json!({"jsonrpc":"2.0","id":7,"method":"tools/call",
+        "params":{"name":"progress","arguments":{"steps":2},"_meta":{"progressToken":7}}}))
+        .await;
+    let methods: Vec<&str> = a
+        .notifications
+        .iter()
+        .filter_map(|n| n["method"].as_str())
+        .collect();
+    assert_eq!(
+        methods,
+        ["notifications/progress", "notifications/progress"]
+    );
     let stats: Value =
         serde_json::from_str(text_of(&a.request(call(5, "stats", json!({}))).await)).unwrap();
     assert_eq!(stats["initializations"], 2, "{stats}");
@@ -553,6 +612,15 @@ async fn http_child_jwt_stateless(dir: &std::path::Path) {
     let who: Value =
         serde_json::from_str(text_of(&client.request(call(2, "whoami", json!({}))).await)).unwrap();
     assert_eq!(who["subject"], "carol", "{who}");
+    let n = 200;
+    let started = Instant::now();
+    for i in 0..n {
+        client.request(call(100 + i, "stats", json!({}))).await;
+    }
+    println!(
+        "e2e: stateless JWT HTTP round trip ~{:?}",
+        started.elapsed() / n as u32
+    );
     let time = client
         .request(call(
             3,
