@@ -13,6 +13,14 @@ pub use mcp_harness_servers::Bundled;
 
 #[ctor::ctor]
 fn serve_bundled_server_if_requested() {
+    if std::env::var_os(mcp_harness_servers::SERVE_ENV).is_some() {
+        // Before main, Rust has not yet set SIGPIPE to "ignore": without this, a client that
+        // hangs up mid-response would kill the server instead of failing one write.
+        // SAFETY: plain syscall, one thread.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    }
     mcp_harness_servers::serve_from_env_if_requested();
 }
 

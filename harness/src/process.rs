@@ -23,10 +23,11 @@ use crate::errors::{Error, Result};
 use crate::runtime;
 
 /// How a client talks to a server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Transport {
     /// JSON-RPC over the child's stdin/stdout; one process per session.
+    #[default]
     Stdio,
     /// Streamable HTTP (the 2025-03-26 transport and later).
     StreamableHttp,

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use tokio::runtime::{Handle, Runtime};
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+const WORKER_NAME: &str = "mcp-harness";
 
 /// The shared runtime's handle, building the runtime on first use.
 pub(crate) fn handle() -> &'static Handle {
@@ -16,7 +17,7 @@ pub(crate) fn handle() -> &'static Handle {
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_threads())
-                .thread_name("mcp-harness")
+                .thread_name(WORKER_NAME)
                 .enable_all()
                 .build()
                 .unwrap_or_else(|e| panic!("mcp-harness: cannot build the shared tokio runtime: {e}"))
@@ -54,7 +55,14 @@ where
     F::Output: Send + 'static,
 {
     let task = handle().spawn(body);
-    match futures::executor::block_on(task) {
+    // On one of our own workers (a fixture called inside `run`), tell tokio we block.
+    let on_shared_worker = std::thread::current().name() == Some(WORKER_NAME);
+    let joined = if on_shared_worker {
+        tokio::task::block_in_place(|| futures::executor::block_on(task))
+    } else {
+        futures::executor::block_on(task)
+    };
+    match joined {
         Ok(out) => out,
         Err(e) if e.is_panic() => {
             crate::process::print_log_tails_for_failure();

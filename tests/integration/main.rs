@@ -1,1 +1,12 @@
+//! The mcp-harness scenario suite: one integration-test binary, a module per theme.
+//! Every scenario runs against real server processes over real transports.
+
+mod support;
+
+mod cancellation;
+mod config;
+mod faults;
+mod identity;
+mod runtime;
+mod teardown;
 

@@ -1,0 +1,127 @@
+//! Real server processes under faults: kill, pause, restart, early exit, never ready.
+
+use std::time::{Duration, Instant};
+
+use mcp_harness::{Bundled, BundledExt, Error, Server, ServerSpec, Session, Target, Transport};
+use serde_json::json;
+
+use crate::support::{call_text, pid_alive};
+
+async fn http_server() -> Server {
+    Server::start(Bundled::FastTest.spec(Transport::StreamableHttp)).await.expect("fast-test over http")
+}
+
+#[tokio::test]
+async fn killed_server_gives_a_typed_error_naming_the_cause_and_restart_recovers() {
+    let server = http_server().await;
+    let url = server.url().to_owned();
+    let s = Session::builder(&server).name("victim").connect().await.unwrap();
+    assert_eq!(call_text(&s, "echo", json!({"text": "before"})).await, "before");
+
+    let old_pid = server.pid();
+    server.kill().await.unwrap();
+    assert!(!pid_alive(old_pid));
+    let err = s.call_tool("echo", json!({"text": "during"})).await.expect_err("the server is dead");
+    assert!(matches!(err, Error::Closed { .. }), "expected Closed, got {err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("SIGKILL") && msg.contains(&old_pid.to_string()), "the cause is named: {msg}");
+
+    server.restart().await.unwrap();
+    assert_eq!(server.url(), url, "restart keeps the address");
+    assert_ne!(server.pid(), old_pid);
+    s.reconnect().await.unwrap();
+    assert_eq!(call_text(&s, "echo", json!({"text": "after"})).await, "after");
+}
+
+#[tokio::test]
+async fn paused_server_times_out_with_a_typed_error_and_resume_recovers() {
+    let server = http_server().await;
+    let s = Session::builder(&server)
+        .name("patient")
+        .request_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    server.pause().unwrap();
+    let err = s.call_tool("echo", json!({"text": "frozen"})).await.expect_err("paused");
+    assert!(matches!(err, Error::Timeout { .. }), "expected Timeout, got {err:?}");
+    assert!(err.to_string().contains("paused (SIGSTOP)"), "{err}");
+    server.resume().unwrap();
+    assert_eq!(call_text(&s, "echo", json!({"text": "thawed"})).await, "thawed");
+}
+
+#[tokio::test]
+async fn server_that_exits_at_once_fails_fast_with_its_stderr_tail() {
+    let deadline = Duration::from_secs(10);
+    let spec = ServerSpec::new("crasher", "sh")
+        .args(["-c", "echo 'fatal: cannot open database' >&2; exit 3"])
+        .transport(Transport::StreamableHttp)
+        .startup_timeout(deadline);
+    let started = Instant::now();
+    let err = Server::start(spec).await.expect_err("it exits");
+    assert!(started.elapsed() < deadline, "must fail before the deadline");
+    match &err {
+        Error::ExitedEarly { status, log_tail, .. } => {
+            assert_eq!(status, "exit status 3");
+            assert!(log_tail.contains("fatal: cannot open database"), "{log_tail}");
+        }
+        other => panic!("expected ExitedEarly, got {other:?}"),
+    }
+    assert!(err.to_string().contains("fatal: cannot open database"));
+}
+
+#[tokio::test]
+async fn stdio_server_that_exits_at_once_fails_with_its_stderr_tail() {
+    let spec = ServerSpec::new("broken-stdio", "sh").args(["-c", "echo 'missing API key' >&2; exit 1"]);
+    let err = Session::builder(Target::Stdio(spec)).connect().await.expect_err("it exits");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::ExitedEarly { .. } | Error::Connect { .. }), "{err:?}");
+    assert!(msg.contains("missing API key"), "{msg}");
+}
+
+#[tokio::test]
+async fn server_that_never_becomes_ready_fails_at_the_deadline() {
+    let spec = ServerSpec::new("silent", "sh")
+        .args(["-c", "echo 'warming up' >&2; exec sleep 60"])
+        .transport(Transport::StreamableHttp)
+        .startup_timeout(Duration::from_millis(500));
+    let started = Instant::now();
+    let err = Server::start(spec).await.expect_err("never ready");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "failed before the deadline: {waited:?}");
+    match &err {
+        Error::NotReady { after, log_tail, .. } => {
+            assert_eq!(*after, Duration::from_millis(500));
+            assert!(log_tail.contains("warming up"), "{log_tail}");
+        }
+        other => panic!("expected NotReady, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_program_gives_a_spawn_error() {
+    let spec = ServerSpec::new("ghost", "/nonexistent/mcp-server").transport(Transport::StreamableHttp);
+    let err = Server::start(spec).await.expect_err("no such program");
+    assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
+    assert!(err.to_string().contains("/nonexistent/mcp-server"));
+}
+
+#[tokio::test]
+async fn refused_connection_is_retried_then_reported_with_attempts() {
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let err = Session::builder(Target::Http(url.clone()))
+        .connect_attempts(3)
+        .backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .connect()
+        .await
+        .expect_err("nobody listens");
+    match &err {
+        Error::Connect { target, attempts, .. } => {
+            assert_eq!(target, &url);
+            assert_eq!(*attempts, 3);
+        }
+        other => panic!("expected Connect, got {other:?}"),
+    }
+}

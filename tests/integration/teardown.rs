@@ -1,0 +1,152 @@
+//! Teardown across processes: LIFO order at exit, and no server left behind after a normal exit,
+//! a panic or a SIGKILL of the test process.
+//!
+//! Each test re-executes this test binary as a "scenario" process that runs only the ignored
+//! test `scenario_process` (with the scenario named in `MCP_HARNESS_TEST_SCENARIO`), so the
+//! scenario ends exactly as a real test process ends, through libtest. The test then observes
+//! what happened from outside: the bundled servers' event log, and their pids.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mcp_harness::{Bundled, BundledExt, BundledServer, Server, Session, Target, Transport};
+
+use crate::support::{eventually_blocking, pid_alive};
+
+const SCENARIO_ENV: &str = "MCP_HARNESS_TEST_SCENARIO";
+const DIR_ENV: &str = "MCP_HARNESS_TEST_SCENARIO_DIR";
+
+/// The body of a scenario process; the teardown tests below start it in a child process.
+#[test]
+#[ignore = "entry point of the scenario processes started by the teardown tests"]
+fn scenario_process() {
+    let scenario = std::env::var(SCENARIO_ENV).expect("run by the teardown tests only");
+    let dir = PathBuf::from(std::env::var(DIR_ENV).expect("scenario dir"));
+    match scenario.as_str() {
+        "lifo" => {
+            mcp_harness::run(async move {
+                for name in ["first", "second", "third"] {
+                    let spec = BundledServer::new(Bundled::FastTest, Transport::Stdio)
+                        .event_log(dir.join("events.jsonl"))
+                        .subject(name)
+                        .spec();
+                    let s = Session::builder(Target::Stdio(spec)).name(name).connect().await.unwrap();
+                    s.ping().await.unwrap();
+                    // Keep it open until process exit: the exit hook must close it.
+                    std::mem::forget(s);
+                }
+            });
+            // Returning ends the test; libtest exits and the exit hook closes the sessions.
+        }
+        "exit-normal" | "exit-panic" | "sigkill" => {
+            let pids = mcp_harness::run(async move {
+                let server = Server::start(Bundled::FastTest.spec(Transport::StreamableHttp)).await.unwrap();
+                let http = Session::connect(&server).await.unwrap();
+                let stdio = Session::connect(Target::Stdio(Bundled::FastTest.spec(Transport::Stdio))).await.unwrap();
+                let pids = vec![server.pid(), stdio.server_pid().unwrap()];
+                std::mem::forget((server, http, stdio));
+                pids
+            });
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            std::fs::write(dir.join("pids"), list.join("\n")).unwrap();
+            println!("\nMCP_SCENARIO_READY");
+            match scenario.as_str() {
+                "exit-normal" => {}
+                "exit-panic" => panic!("scenario panics on purpose"),
+                _ => loop {
+                    std::thread::park();
+                },
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+fn scenario_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("mcp-harness-scenarios")
+        .join(format!("{name}-{}-{}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "_")));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn scenario(name: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", "teardown::scenario_process", "--nocapture", "--test-threads", "1"])
+        .env(SCENARIO_ENV, name)
+        .env_remove("NEXTEST_ENV")
+        .env(DIR_ENV, dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn sessions_open_at_exit_are_closed_last_opened_first() {
+    let dir = scenario_dir("lifo");
+    let out = scenario("lifo", &dir).output().unwrap();
+    assert!(out.status.success(), "scenario failed: {}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(dir.join("events.jsonl")).expect("the servers wrote events");
+    let closed: Vec<String> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "session_closed")
+        .map(|e| e["client"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(closed, ["third", "second", "first"], "event log:\n{log}");
+}
+
+fn assert_no_server_survives(mode: &str) {
+    let dir = scenario_dir(mode);
+    let mut child = scenario(mode, &dir).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "the scenario ended before it was ready; stdout:\n{seen}");
+        if line.trim() == "MCP_SCENARIO_READY" {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let pids: Vec<u32> = std::fs::read_to_string(dir.join("pids"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|p| pid_alive(*p)), "servers run while the test process lives");
+    if mode == "sigkill" {
+        // SAFETY: plain syscall on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    }
+    let status = child.wait().unwrap();
+    match mode {
+        "exit-normal" => assert!(status.success()),
+        "exit-panic" => assert_eq!(status.code(), Some(101)),
+        _ => assert!(!status.success()),
+    }
+    eventually_blocking("every server pid to be gone", Duration::from_secs(10), || {
+        pids.iter().all(|p| !pid_alive(*p)).then_some(())
+    });
+}
+
+#[test]
+fn no_server_survives_a_normal_exit() {
+    assert_no_server_survives("exit-normal");
+}
+
+#[test]
+fn no_server_survives_a_panicking_test_process() {
+    assert_no_server_survives("exit-panic");
+}
+
+#[test]
+fn no_server_survives_sigkill_of_the_test_process() {
+    assert_no_server_survives("sigkill");
+}
