@@ -157,14 +157,16 @@ impl BundledServer {
     }
 }
 
-/// Shorthands on the bundled server kinds.
-pub trait BundledExt {
-    /// The spec of this bundled server over `transport`, with no auth.
-    fn spec(self, transport: Transport) -> ServerSpec;
-}
-
-impl BundledExt for Bundled {
-    fn spec(self, transport: Transport) -> ServerSpec {
-        BundledServer::new(self, transport).spec()
+impl ServerSpec {
+    /// The spec of a bundled server (`fast-test`, `fast-time`) over `transport`, with no auth;
+    /// see [`BundledServer`] for auth and other options.
+    ///
+    /// ```
+    /// use mcp_harness::{Bundled, ServerSpec, Transport};
+    /// let spec = ServerSpec::bundled(Bundled::FastTime, Transport::Stdio);
+    /// assert_eq!(spec.name(), "fast-time");
+    /// ```
+    pub fn bundled(kind: Bundled, transport: Transport) -> ServerSpec {
+        BundledServer::new(kind, transport).spec()
     }
 }

@@ -17,7 +17,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A server command could not be started at all (not found, not executable, ...).
-    #[error("cannot start server `{server}` (`{command}`): {source}; check that the program exists and is executable")]
+    #[error(
+        "cannot start server `{server}` (`{command}`): {source}; check that the program exists and is executable"
+    )]
     Spawn {
         /// The server's name.
         server: String,
@@ -72,7 +74,9 @@ pub enum Error {
     },
 
     /// The server refused the credentials (HTTP 401/403). Never retried.
-    #[error("{target} refused the credentials of session `{session}`: {reason}; check the token or the client's `token`/`headers` in the config")]
+    #[error(
+        "{target} refused the credentials of session `{session}`: {reason}; check the token or the client's `token`/`headers` in the config"
+    )]
     Unauthorized {
         /// The url.
         target: String,

@@ -10,12 +10,12 @@
 //! [`Session`] handles that work from any runtime, thread or fixture scope.
 //!
 //! ```no_run
-//! use mcp_harness::{Bundled, BundledExt, Session, Target, Transport};
+//! use mcp_harness::{Bundled, ServerSpec, Session, Target, Transport};
 //!
 //! #[test]
 //! fn echo_round_trip() {
 //!     mcp_harness::run(async {
-//!         let spec = Bundled::FastTest.spec(Transport::Stdio);
+//!         let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
 //!         let alice = Session::builder(Target::Stdio(spec)).name("alice").connect().await?;
 //!         let out = alice.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
 //!         assert_eq!(mcp_harness::tool_text(&out), "hi");
@@ -34,23 +34,21 @@
 #![warn(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+#[cfg(feature = "bundled-servers")]
+mod bundled;
 mod errors;
 mod process;
 mod runtime;
 mod secret;
 mod session;
-#[cfg(feature = "bundled-servers")]
-mod bundled;
 
+#[cfg(feature = "bundled-servers")]
+pub use bundled::{Bundled, BundledAuth, BundledServer};
 pub use errors::{Error, Result};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
 pub use runtime::run;
 pub use secret::Secret;
-pub use session::{
-    Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text,
-};
-#[cfg(feature = "bundled-servers")]
-pub use bundled::{Bundled, BundledAuth, BundledExt, BundledServer};
+pub use session::{Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text};
 
 /// The `rmcp` crate this harness is built on (model types such as `CallToolResult`).
 pub use rmcp;
@@ -67,10 +65,32 @@ pub fn shutdown_all(within: std::time::Duration) {
 
 #[ctor::dtor]
 fn close_everything_at_exit() {
+    if runtime::existing_handle().is_none() {
+        return;
+    }
     let within = std::env::var("MCP_HARNESS_EXIT_TIMEOUT_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .map(std::time::Duration::from_millis)
         .unwrap_or(std::time::Duration::from_secs(10));
-    shutdown_all(within);
+    // By now the exiting thread's thread-locals may be destroyed (glibc runs their destructors
+    // before exit handlers), and async executors need them: do the work on a fresh thread.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name("mcp-harness-exit".into())
+        .spawn(move || {
+            shutdown_all(within);
+            let _ = done_tx.send(());
+        });
+    match worker {
+        Ok(_) => {
+            if done_rx
+                .recv_timeout(within + std::time::Duration::from_secs(2))
+                .is_err()
+            {
+                process::kill_all_children_now();
+            }
+        }
+        Err(_) => process::kill_all_children_now(),
+    }
 }

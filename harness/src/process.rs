@@ -202,7 +202,10 @@ impl ServerSpec {
     }
 
     /// Learns the url from the first stdout line for which `f` returns `Some`.
-    pub fn url_from_stdout(self, f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn url_from_stdout(
+        self,
+        f: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.address(AddressSource::StdoutMatch(Arc::new(f)))
     }
 
@@ -339,7 +342,13 @@ fn log_paths(name: &str) -> (PathBuf, PathBuf) {
     let seq = LOG_SEQ.fetch_add(1, Ordering::Relaxed);
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let dir = log_dir();
     (
@@ -429,7 +438,8 @@ pub(crate) struct StdioPipes {
     pub(crate) stdout: tokio::process::ChildStdout,
 }
 
-static CHILDREN: LazyLock<Mutex<Vec<Weak<ChildProcess>>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+static CHILDREN: LazyLock<Mutex<Vec<Weak<ChildProcess>>>> =
+    LazyLock::new(|| Mutex::new(Vec::new()));
 
 impl ChildProcess {
     /// Spawns `spec` with `port` substituted. With `stdio_pipes`, stdin/stdout are the protocol
@@ -439,7 +449,11 @@ impl ChildProcess {
         spec: &ServerSpec,
         port: u16,
         stdio_pipes: bool,
-    ) -> Result<(Arc<ChildProcess>, Option<StdioPipes>, Option<tokio::sync::mpsc::UnboundedReceiver<String>>)> {
+    ) -> Result<(
+        Arc<ChildProcess>,
+        Option<StdioPipes>,
+        Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    )> {
         let (stdout_path, stderr_path) = log_paths(&spec.name);
         let spawn_err = |source: std::io::Error| Error::Spawn {
             server: spec.name.clone(),
@@ -464,7 +478,9 @@ impl ChildProcess {
             match (child.stdin.take(), stdout) {
                 (Some(stdin), Some(stdout)) => pipes = Some(StdioPipes { stdin, stdout }),
                 _ => {
-                    return Err(spawn_err(std::io::Error::other("the child's stdio pipes are missing")));
+                    return Err(spawn_err(std::io::Error::other(
+                        "the child's stdio pipes are missing",
+                    )));
                 }
             }
         } else if let Some(stdout) = stdout {
@@ -472,7 +488,9 @@ impl ChildProcess {
             lines_rx = Some(rx);
             let path = stdout_path.clone();
             runtime::spawn(async move {
-                let Ok(mut file) = tokio::fs::File::create(&path).await else { return };
+                let Ok(mut file) = tokio::fs::File::create(&path).await else {
+                    return;
+                };
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     let _ = file.write_all(line.as_bytes()).await;
@@ -517,8 +535,14 @@ impl ChildProcess {
     pub(crate) fn describe(&self) -> String {
         match self.state() {
             ChildState::Running => format!("server `{}` (pid {}) is running", self.name, self.pid),
-            ChildState::Paused => format!("server `{}` (pid {}) is paused (SIGSTOP)", self.name, self.pid),
-            ChildState::Exited(how) => format!("server `{}` (pid {}) exited with {how}", self.name, self.pid),
+            ChildState::Paused => format!(
+                "server `{}` (pid {}) is paused (SIGSTOP)",
+                self.name, self.pid
+            ),
+            ChildState::Exited(how) => format!(
+                "server `{}` (pid {}) exited with {how}",
+                self.name, self.pid
+            ),
         }
     }
 
@@ -633,12 +657,30 @@ pub(crate) fn print_log_tails_for_failure() {
             "---- mcp-harness: {} (logs: {}) ----\n{}",
             c.describe(),
             c.stderr_log.display(),
-            if tail.is_empty() { "(no output)" } else { &tail }
+            if tail.is_empty() {
+                "(no output)"
+            } else {
+                &tail
+            }
         );
     }
 }
 
-/// Kills every child still alive (process exit).
+/// SIGKILLs every child still alive, without waiting (last resort at exit).
+pub(crate) fn kill_all_children_now() {
+    let children: Vec<Arc<ChildProcess>> = CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for c in &children {
+        c.signal(libc::SIGCONT);
+        c.signal(libc::SIGKILL);
+    }
+}
+
+/// Stops every child still alive: SIGTERM, a short grace, SIGKILL (process exit).
 pub(crate) fn kill_all_children() {
     let children: Vec<Arc<ChildProcess>> = CHILDREN
         .lock()
@@ -672,8 +714,8 @@ pub(crate) fn kill_all_children() {
 ///
 /// ```no_run
 /// # mcp_harness::run(async {
-/// use mcp_harness::{Bundled, Server, Transport};
-/// let server = Server::start(Bundled::FastTest.spec(Transport::StreamableHttp)).await?;
+/// use mcp_harness::{Bundled, Server, ServerSpec, Transport};
+/// let server = Server::start(ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp)).await?;
 /// println!("listening at {}", server.url());
 /// server.pause()?;      // SIGSTOP: calls now time out
 /// server.resume()?;     // SIGCONT
@@ -745,7 +787,11 @@ impl Server {
     }
 
     pub(crate) fn current(&self) -> Arc<ChildProcess> {
-        self.inner.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether the current process is still running (paused counts as running).
@@ -809,7 +855,10 @@ impl Server {
             return Err(Error::Process {
                 server: self.name().to_owned(),
                 action: "restart on the same address".into(),
-                reason: format!("it came back at {url} instead of {}; pass `{{port}}` to the server so it can reuse the port", self.inner.url),
+                reason: format!(
+                    "it came back at {url} instead of {}; pass `{{port}}` to the server so it can reuse the port",
+                    self.inner.url
+                ),
             });
         }
         *self.inner.current.lock().unwrap_or_else(|p| p.into_inner()) = child;
@@ -843,9 +892,7 @@ async fn start_child(spec: &ServerSpec, port: u16) -> Result<(Arc<ChildProcess>,
         status,
         log_tail: child.log_tail(20),
     };
-    let address = async {
-        discover_address(spec, lines).await
-    };
+    let address = async { discover_address(spec, lines).await };
     let url = tokio::select! {
         url = runtime::timeout(deadline, address) => match url {
             Ok(Some(url)) => url,
@@ -871,7 +918,12 @@ async fn start_child(spec: &ServerSpec, port: u16) -> Result<(Arc<ChildProcess>,
         match spec.readiness {
             Readiness::AddressKnown => Ok(()),
             Readiness::TcpConnect => probe_until(remaining, || tcp_probe(&url)).await,
-            Readiness::McpInitialize => probe_until(remaining, || crate::session::probe_initialize(&url, spec.transport)).await,
+            Readiness::McpInitialize => {
+                probe_until(remaining, || {
+                    crate::session::probe_initialize(&url, spec.transport)
+                })
+                .await
+            }
         }
     };
     tokio::select! {

@@ -20,7 +20,9 @@ pub(crate) fn handle() -> &'static Handle {
                 .thread_name(WORKER_NAME)
                 .enable_all()
                 .build()
-                .unwrap_or_else(|e| panic!("mcp-harness: cannot build the shared tokio runtime: {e}"))
+                .unwrap_or_else(|e| {
+                    panic!("mcp-harness: cannot build the shared tokio runtime: {e}")
+                })
         })
         .handle()
 }
@@ -35,7 +37,11 @@ fn worker_threads() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2)
+        })
 }
 
 /// Runs `body` on the shared runtime and waits for it, from any thread.

@@ -44,7 +44,9 @@ pub enum Target {
 impl Target {
     fn describe(&self) -> String {
         match self {
-            Target::Stdio(spec) => format!("stdio server `{}` (`{}`)", spec.name, spec.command_line()),
+            Target::Stdio(spec) => {
+                format!("stdio server `{}` (`{}`)", spec.name, spec.command_line())
+            }
             Target::Http(url) => url.clone(),
             Target::Server(s) => s.url().to_owned(),
         }
@@ -111,7 +113,10 @@ impl fmt::Debug for SessionBuilder {
             .field("name", &self.name)
             .field("target", &self.target.describe())
             .field("bearer", &self.bearer)
-            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("connect_attempts", &self.connect_attempts)
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
@@ -227,7 +232,11 @@ async fn connect_with_retries(cfg: &Arc<SessionBuilder>) -> Result<Arc<Connectio
         match Connection::open(cfg.clone()).await {
             Ok(conn) => return Ok(conn),
             Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Retryable { reason, server_state, log_tail }) => {
+            Err(Failure::Retryable {
+                reason,
+                server_state,
+                log_tail,
+            }) => {
                 if attempt >= cfg.connect_attempts {
                     return Err(Error::Connect {
                         target: cfg.target.describe(),
@@ -258,8 +267,8 @@ async fn connect_with_retries(cfg: &Arc<SessionBuilder>) -> Result<Arc<Connectio
 ///
 /// ```no_run
 /// # mcp_harness::run(async {
-/// use mcp_harness::{Bundled, Session, Target, Transport};
-/// let session = Session::builder(Target::Stdio(Bundled::FastTest.spec(Transport::Stdio)))
+/// use mcp_harness::{Bundled, ServerSpec, Session, Target, Transport};
+/// let session = Session::builder(Target::Stdio(ServerSpec::bundled(Bundled::FastTest, Transport::Stdio)))
 ///     .name("alice")
 ///     .connect()
 ///     .await?;
@@ -318,7 +327,11 @@ impl Session {
     }
 
     fn conn(&self) -> Arc<Connection> {
-        self.inner.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .conn
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The server's `serverInfo` from the initialize result.
@@ -360,7 +373,8 @@ impl Session {
     /// Closes the session (bounded by the close timeout). Idempotent.
     pub async fn shutdown(&self) -> Result<()> {
         let conn = self.conn();
-        let bound = self.inner.cfg.close_timeout + self.inner.cfg.stdio_exit_grace + Duration::from_secs(1);
+        let bound =
+            self.inner.cfg.close_timeout + self.inner.cfg.stdio_exit_grace + Duration::from_secs(1);
         let done = conn.request_close();
         match runtime::timeout(bound, done).await {
             Ok(_) => Ok(()),
@@ -417,7 +431,11 @@ impl Session {
     ///
     /// A tool that fails returns `Ok` with `is_error: Some(true)`; a JSON-RPC error is
     /// [`Error::Mcp`].
-    pub async fn call_tool(&self, name: &str, arguments: serde_json::Value) -> Result<CallToolResult> {
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<CallToolResult> {
         let mut params = CallToolRequestParams::new(name.to_owned());
         match arguments {
             serde_json::Value::Null => {}
@@ -430,7 +448,10 @@ impl Session {
             }
         }
         match self
-            .send("tools/call", ClientRequest::CallToolRequest(CallToolRequest::new(params)))
+            .send(
+                "tools/call",
+                ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            )
             .await?
         {
             ServerResult::CallToolResult(r) => Ok(r),
@@ -444,7 +465,8 @@ impl Session {
         let mut cursor = None;
         loop {
             let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            let req = ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(params));
+            let req =
+                ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(params));
             match self.send("resources/list", req).await? {
                 ServerResult::ListResourcesResult(r) => {
                     out.extend(r.resources);
@@ -460,7 +482,9 @@ impl Session {
 
     /// Reads a resource.
     pub async fn read_resource(&self, uri: &str) -> Result<ReadResourceResult> {
-        let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(ReadResourceRequestParams::new(uri)));
+        let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(
+            ReadResourceRequestParams::new(uri),
+        ));
         match self.send("resources/read", req).await? {
             ServerResult::ReadResourceResult(r) => Ok(r),
             other => Err(self.unexpected("resources/read", &other)),
@@ -488,13 +512,20 @@ impl Session {
     }
 
     /// Gets a prompt with string arguments (`serde_json::json!({"name": "alice"})` or `null`).
-    pub async fn get_prompt(&self, name: &str, arguments: serde_json::Value) -> Result<GetPromptResult> {
+    pub async fn get_prompt(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<GetPromptResult> {
         let mut params = GetPromptRequestParams::new(name);
         if let serde_json::Value::Object(map) = arguments {
             params = params.with_arguments(map);
         }
         match self
-            .send("prompts/get", ClientRequest::GetPromptRequest(GetPromptRequest::new(params)))
+            .send(
+                "prompts/get",
+                ClientRequest::GetPromptRequest(GetPromptRequest::new(params)),
+            )
             .await?
         {
             ServerResult::GetPromptResult(r) => Ok(r),
@@ -503,7 +534,11 @@ impl Session {
     }
 
     /// Sends any JSON-RPC request and returns its `result` as JSON.
-    pub async fn request(&self, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
+    pub async fn request(
+        &self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value> {
         let params = (!params.is_null()).then_some(params);
         let req = ClientRequest::CustomRequest(CustomRequest::new(method.to_owned(), params));
         let result = self.send(method, req).await?;
@@ -519,7 +554,10 @@ impl Session {
         let params = (!params.is_null()).then_some(params);
         let conn = self.conn();
         let peer = conn.peer(self.name(), method)?;
-        let n = rmcp::model::ClientNotification::CustomNotification(CustomNotification::new(method.to_owned(), params));
+        let n = rmcp::model::ClientNotification::CustomNotification(CustomNotification::new(
+            method.to_owned(),
+            params,
+        ));
         peer.send_notification(n)
             .await
             .map_err(|e| conn.map_error(self.name(), method, e, self.inner.cfg.request_timeout))
@@ -623,8 +661,8 @@ fn short_json<T: serde::Serialize>(v: &T) -> String {
 /// The concatenated text content of a tool result.
 ///
 /// ```
-/// use mcp_harness::rmcp::model::{CallToolResult, Content};
-/// let r = CallToolResult::success(vec![Content::text("a"), Content::text("b")]);
+/// use mcp_harness::rmcp::model::{CallToolResult, ContentBlock};
+/// let r = CallToolResult::success(vec![ContentBlock::text("a"), ContentBlock::text("b")]);
 /// assert_eq!(mcp_harness::tool_text(&r), "ab");
 /// ```
 pub fn tool_text(result: &CallToolResult) -> String {
@@ -747,7 +785,9 @@ impl Connection {
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let span = tracing::info_span!("mcp_session", session = %cfg.name, transport = %cfg.target.transport());
-        let owner = runtime::spawn(owner_task(cfg.clone(), shared.clone(), cmd_rx, ready_tx).instrument(span));
+        let owner = runtime::spawn(
+            owner_task(cfg.clone(), shared.clone(), cmd_rx, ready_tx).instrument(span),
+        );
         match ready_rx.await {
             Ok(Ok((server_info, process))) => Ok(Arc::new(Connection {
                 shared,
@@ -767,7 +807,13 @@ impl Connection {
     }
 
     fn peer(&self, session: &str, method: &str) -> Result<Peer<RoleClient>> {
-        if let Some(reason) = self.shared.closed.read().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(reason) = self
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Err(Error::Closed {
                 session: session.to_owned(),
                 method: method.to_owned(),
@@ -789,7 +835,13 @@ impl Connection {
     }
 
     fn is_closed(&self) -> bool {
-        if self.shared.closed.read().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if self
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
             return true;
         }
         match &*self.shared.peer.read().unwrap_or_else(|p| p.into_inner()) {
@@ -946,7 +998,10 @@ static HTTP_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
         .unwrap_or_else(|_| reqwest::Client::new())
 });
 
-fn http_config(cfg: &SessionBuilder, url: &str) -> std::result::Result<StreamableHttpClientTransportConfig, Error> {
+fn http_config(
+    cfg: &SessionBuilder,
+    url: &str,
+) -> std::result::Result<StreamableHttpClientTransportConfig, Error> {
     let mut headers = HashMap::new();
     for (k, v) in &cfg.headers {
         let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| Error::Invalid {
@@ -1124,11 +1179,15 @@ async fn finish_child(cfg: &SessionBuilder, child: Option<&ChildProcess>) {
 }
 
 /// A one-shot MCP initialize round trip, used as a readiness probe.
-pub(crate) async fn probe_initialize(url: &str, transport: Transport) -> std::result::Result<(), String> {
+pub(crate) async fn probe_initialize(
+    url: &str,
+    transport: Transport,
+) -> std::result::Result<(), String> {
     if transport == Transport::Sse {
         return Err("the legacy SSE client transport is not available yet".into());
     }
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).reinit_on_expired_session(false);
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+        .reinit_on_expired_session(false);
     let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
     let info = InitializeRequestParams::new(
         ClientCapabilities::default(),
@@ -1147,7 +1206,8 @@ pub(crate) async fn probe_initialize(url: &str, transport: Transport) -> std::re
 // Teardown at process exit
 
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
-static OPEN: LazyLock<Mutex<Vec<(u64, Weak<SessionInner>)>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+static OPEN: LazyLock<Mutex<Vec<(u64, Weak<SessionInner>)>>> =
+    LazyLock::new(|| Mutex::new(Vec::new()));
 
 fn register(inner: &Arc<SessionInner>) {
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
@@ -1170,7 +1230,14 @@ pub fn close_all_sessions(within: Duration) -> Vec<String> {
     for s in open {
         let conn = s.conn.read().unwrap_or_else(|p| p.into_inner()).clone();
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if !conn.is_closed() || conn.shared.closed.read().unwrap_or_else(|p| p.into_inner()).is_none() {
+        if !conn.is_closed()
+            || conn
+                .shared
+                .closed
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none()
+        {
             if left.is_zero() || !conn.close_blocking(left) {
                 conn.owner.abort();
             }

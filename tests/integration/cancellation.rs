@@ -7,7 +7,9 @@ use serde_json::json;
 use crate::support::{call_json, call_text, eventually, stdio_session};
 
 async fn cancellations(s: &mcp_harness::Session) -> u64 {
-    call_json(s, "stats", json!({})).await["cancellations"].as_u64().unwrap()
+    call_json(s, "stats", json!({})).await["cancellations"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,13 +32,21 @@ async fn dropped_caller_cancels_only_its_own_request() {
 
     // The caller stops waiting 100 ms into a 2 s sleep: its future is dropped.
     let slow = s.call_tool("sleep", json!({"ms": 2000}));
-    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), slow)
+            .await
+            .is_err()
+    );
 
     // The server observes the cancellation (well before the 2 s sleep would end).
-    let seen = eventually("the server to count the cancellation", Duration::from_secs(5), || async {
-        let n = cancellations(&s).await;
-        (n > before).then_some(n)
-    })
+    let seen = eventually(
+        "the server to count the cancellation",
+        Duration::from_secs(5),
+        || async {
+            let n = cancellations(&s).await;
+            (n > before).then_some(n)
+        },
+    )
     .await;
     assert_eq!(seen, before + 1);
 
@@ -50,7 +60,11 @@ async fn dropped_caller_cancels_only_its_own_request() {
 
 #[tokio::test]
 async fn request_timeout_cancels_on_the_server_and_keeps_the_session() {
-    let spec = mcp_harness::BundledServer::new(mcp_harness::Bundled::FastTest, mcp_harness::Transport::Stdio).spec();
+    let spec = mcp_harness::BundledServer::new(
+        mcp_harness::Bundled::FastTest,
+        mcp_harness::Transport::Stdio,
+    )
+    .spec();
     let s = mcp_harness::Session::builder(mcp_harness::Target::Stdio(spec))
         .name("impatient")
         .request_timeout(Duration::from_millis(200))
@@ -58,12 +72,20 @@ async fn request_timeout_cancels_on_the_server_and_keeps_the_session() {
         .await
         .unwrap();
     let before = cancellations(&s).await;
-    let err = s.call_tool("sleep", json!({"ms": 5000})).await.expect_err("must time out");
-    assert!(matches!(err, mcp_harness::Error::Timeout { .. }), "got {err}");
+    let err = s
+        .call_tool("sleep", json!({"ms": 5000}))
+        .await
+        .expect_err("must time out");
+    assert!(
+        matches!(err, mcp_harness::Error::Timeout { .. }),
+        "got {err}"
+    );
     assert!(err.to_string().contains("tools/call"), "{err}");
-    eventually("the server to count the cancellation", Duration::from_secs(5), || async {
-        (cancellations(&s).await > before).then_some(())
-    })
+    eventually(
+        "the server to count the cancellation",
+        Duration::from_secs(5),
+        || async { (cancellations(&s).await > before).then_some(()) },
+    )
     .await;
     assert_eq!(call_text(&s, "echo", json!({"text": "ok"})).await, "ok");
 }

@@ -30,7 +30,10 @@ server = "remote"
     )
     .unwrap();
     assert_eq!(cfg.servers["py"].transport, mcp_harness::Transport::Stdio);
-    assert_eq!(cfg.servers["remote"].transport, mcp_harness::Transport::StreamableHttp);
+    assert_eq!(
+        cfg.servers["remote"].transport,
+        mcp_harness::Transport::StreamableHttp
+    );
     let alice = cfg.client("alice").unwrap();
     assert_eq!(alice.token.as_ref().unwrap().expose(), "t0k3n");
     // Debug output never shows the token.
@@ -39,7 +42,12 @@ server = "remote"
 
 fn invalid(text: &str) -> (usize, String, String) {
     match parse(text).expect_err("must be rejected") {
-        ConfigError::Invalid { line, key, message, path } => {
+        ConfigError::Invalid {
+            line,
+            key,
+            message,
+            path,
+        } => {
             assert_eq!(path, Path::new("/work/mcp-harness.toml"));
             (line, key, message)
         }
@@ -57,7 +65,8 @@ fn unknown_key_names_file_line_and_key() {
 
 #[test]
 fn unknown_transport_names_file_line_and_key() {
-    let (line, key, message) = invalid("[servers.x]\ncommand = [\"srv\"]\n\ntransport = \"carrier-pigeon\"\n");
+    let (line, key, message) =
+        invalid("[servers.x]\ncommand = [\"srv\"]\n\ntransport = \"carrier-pigeon\"\n");
     assert_eq!(line, 4);
     assert_eq!(key, "servers.x.transport");
     assert!(message.contains("carrier-pigeon"), "{message}");
@@ -86,6 +95,8 @@ fn syntax_error_names_the_line() {
 
 #[test]
 fn error_message_is_actionable() {
-    let err = parse("[clients.alice]\nserver = \"nope\"\n").unwrap_err().to_string();
+    let err = parse("[clients.alice]\nserver = \"nope\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("/work/mcp-harness.toml:2:"), "{err}");
 }

@@ -2,35 +2,59 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_harness::{Bundled, BundledExt, Error, Server, ServerSpec, Session, Target, Transport};
+use mcp_harness::{Bundled, Error, Server, ServerSpec, Session, Target, Transport};
 use serde_json::json;
 
 use crate::support::{call_text, pid_alive};
 
 async fn http_server() -> Server {
-    Server::start(Bundled::FastTest.spec(Transport::StreamableHttp)).await.expect("fast-test over http")
+    Server::start(ServerSpec::bundled(
+        Bundled::FastTest,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .expect("fast-test over http")
 }
 
 #[tokio::test]
 async fn killed_server_gives_a_typed_error_naming_the_cause_and_restart_recovers() {
     let server = http_server().await;
     let url = server.url().to_owned();
-    let s = Session::builder(&server).name("victim").connect().await.unwrap();
-    assert_eq!(call_text(&s, "echo", json!({"text": "before"})).await, "before");
+    let s = Session::builder(&server)
+        .name("victim")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        call_text(&s, "echo", json!({"text": "before"})).await,
+        "before"
+    );
 
     let old_pid = server.pid();
     server.kill().await.unwrap();
     assert!(!pid_alive(old_pid));
-    let err = s.call_tool("echo", json!({"text": "during"})).await.expect_err("the server is dead");
-    assert!(matches!(err, Error::Closed { .. }), "expected Closed, got {err:?}");
+    let err = s
+        .call_tool("echo", json!({"text": "during"}))
+        .await
+        .expect_err("the server is dead");
+    assert!(
+        matches!(err, Error::Closed { .. }),
+        "expected Closed, got {err:?}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("SIGKILL") && msg.contains(&old_pid.to_string()), "the cause is named: {msg}");
+    assert!(
+        msg.contains("SIGKILL") && msg.contains(&old_pid.to_string()),
+        "the cause is named: {msg}"
+    );
 
     server.restart().await.unwrap();
     assert_eq!(server.url(), url, "restart keeps the address");
     assert_ne!(server.pid(), old_pid);
     s.reconnect().await.unwrap();
-    assert_eq!(call_text(&s, "echo", json!({"text": "after"})).await, "after");
+    assert_eq!(
+        call_text(&s, "echo", json!({"text": "after"})).await,
+        "after"
+    );
 }
 
 #[tokio::test]
@@ -43,11 +67,20 @@ async fn paused_server_times_out_with_a_typed_error_and_resume_recovers() {
         .await
         .unwrap();
     server.pause().unwrap();
-    let err = s.call_tool("echo", json!({"text": "frozen"})).await.expect_err("paused");
-    assert!(matches!(err, Error::Timeout { .. }), "expected Timeout, got {err:?}");
+    let err = s
+        .call_tool("echo", json!({"text": "frozen"}))
+        .await
+        .expect_err("paused");
+    assert!(
+        matches!(err, Error::Timeout { .. }),
+        "expected Timeout, got {err:?}"
+    );
     assert!(err.to_string().contains("paused (SIGSTOP)"), "{err}");
     server.resume().unwrap();
-    assert_eq!(call_text(&s, "echo", json!({"text": "thawed"})).await, "thawed");
+    assert_eq!(
+        call_text(&s, "echo", json!({"text": "thawed"})).await,
+        "thawed"
+    );
 }
 
 #[tokio::test]
@@ -59,11 +92,19 @@ async fn server_that_exits_at_once_fails_fast_with_its_stderr_tail() {
         .startup_timeout(deadline);
     let started = Instant::now();
     let err = Server::start(spec).await.expect_err("it exits");
-    assert!(started.elapsed() < deadline, "must fail before the deadline");
+    assert!(
+        started.elapsed() < deadline,
+        "must fail before the deadline"
+    );
     match &err {
-        Error::ExitedEarly { status, log_tail, .. } => {
+        Error::ExitedEarly {
+            status, log_tail, ..
+        } => {
             assert_eq!(status, "exit status 3");
-            assert!(log_tail.contains("fatal: cannot open database"), "{log_tail}");
+            assert!(
+                log_tail.contains("fatal: cannot open database"),
+                "{log_tail}"
+            );
         }
         other => panic!("expected ExitedEarly, got {other:?}"),
     }
@@ -72,10 +113,17 @@ async fn server_that_exits_at_once_fails_fast_with_its_stderr_tail() {
 
 #[tokio::test]
 async fn stdio_server_that_exits_at_once_fails_with_its_stderr_tail() {
-    let spec = ServerSpec::new("broken-stdio", "sh").args(["-c", "echo 'missing API key' >&2; exit 1"]);
-    let err = Session::builder(Target::Stdio(spec)).connect().await.expect_err("it exits");
+    let spec =
+        ServerSpec::new("broken-stdio", "sh").args(["-c", "echo 'missing API key' >&2; exit 1"]);
+    let err = Session::builder(Target::Stdio(spec))
+        .connect()
+        .await
+        .expect_err("it exits");
     let msg = err.to_string();
-    assert!(matches!(err, Error::ExitedEarly { .. } | Error::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ExitedEarly { .. } | Error::Connect { .. }),
+        "{err:?}"
+    );
     assert!(msg.contains("missing API key"), "{msg}");
 }
 
@@ -88,9 +136,14 @@ async fn server_that_never_becomes_ready_fails_at_the_deadline() {
     let started = Instant::now();
     let err = Server::start(spec).await.expect_err("never ready");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(500), "failed before the deadline: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "failed before the deadline: {waited:?}"
+    );
     match &err {
-        Error::NotReady { after, log_tail, .. } => {
+        Error::NotReady {
+            after, log_tail, ..
+        } => {
             assert_eq!(*after, Duration::from_millis(500));
             assert!(log_tail.contains("warming up"), "{log_tail}");
         }
@@ -100,7 +153,8 @@ async fn server_that_never_becomes_ready_fails_at_the_deadline() {
 
 #[tokio::test]
 async fn unknown_program_gives_a_spawn_error() {
-    let spec = ServerSpec::new("ghost", "/nonexistent/mcp-server").transport(Transport::StreamableHttp);
+    let spec =
+        ServerSpec::new("ghost", "/nonexistent/mcp-server").transport(Transport::StreamableHttp);
     let err = Server::start(spec).await.expect_err("no such program");
     assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
     assert!(err.to_string().contains("/nonexistent/mcp-server"));
@@ -109,7 +163,11 @@ async fn unknown_program_gives_a_spawn_error() {
 #[tokio::test]
 async fn refused_connection_is_retried_then_reported_with_attempts() {
     // A port nobody listens on: bind, read the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/mcp");
     let err = Session::builder(Target::Http(url.clone()))
         .connect_attempts(3)
@@ -118,7 +176,9 @@ async fn refused_connection_is_retried_then_reported_with_attempts() {
         .await
         .expect_err("nobody listens");
     match &err {
-        Error::Connect { target, attempts, .. } => {
+        Error::Connect {
+            target, attempts, ..
+        } => {
             assert_eq!(target, &url);
             assert_eq!(*attempts, 3);
         }

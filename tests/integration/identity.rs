@@ -11,7 +11,10 @@ use crate::support::{call_json, call_text, stdio_session};
 async fn stdio_alice_and_bob_have_different_identities_and_counters() {
     let alice = stdio_session("alice").await;
     let bob = stdio_session("bob").await;
-    assert_eq!(call_json(&alice, "whoami", json!({})).await["subject"], "alice");
+    assert_eq!(
+        call_json(&alice, "whoami", json!({})).await["subject"],
+        "alice"
+    );
     assert_eq!(call_json(&bob, "whoami", json!({})).await["subject"], "bob");
     assert_eq!(call_text(&alice, "counter", json!({})).await, "1");
     assert_eq!(call_text(&alice, "counter", json!({})).await, "2");
@@ -38,7 +41,10 @@ fn http_named_clients_alice_and_bob_have_different_identities(alice: Session, bo
 fn http_sessions_of_alice_and_bob_have_separate_counters(fast_test: ServerRef) {
     mcp_harness::run(async move {
         let connect = |name: &'static str| {
-            Session::builder(fast_test.target()).name(name).bearer_token(token_for(name)).connect()
+            Session::builder(fast_test.target())
+                .name(name)
+                .bearer_token(token_for(name))
+                .connect()
         };
         let alice = connect("alice").await.unwrap();
         let bob = connect("bob").await.unwrap();
@@ -50,7 +56,15 @@ fn http_sessions_of_alice_and_bob_have_separate_counters(fast_test: ServerRef) {
 
 #[rstest]
 fn missing_token_is_a_typed_unauthorized_error(fast_test: ServerRef) {
-    let err = mcp_harness::run(async move { Session::builder(fast_test.target()).name("nobody").connect().await })
-        .expect_err("the fixture server requires a JWT");
-    assert!(matches!(err, mcp_harness::Error::Unauthorized { .. }), "{err:?}");
+    let err = mcp_harness::run(async move {
+        Session::builder(fast_test.target())
+            .name("nobody")
+            .connect()
+            .await
+    })
+    .expect_err("the fixture server requires a JWT");
+    assert!(
+        matches!(err, mcp_harness::Error::Unauthorized { .. }),
+        "{err:?}"
+    );
 }

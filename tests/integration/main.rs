@@ -9,4 +9,3 @@ mod faults;
 mod identity;
 mod runtime;
 mod teardown;
-

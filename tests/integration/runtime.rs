@@ -18,7 +18,10 @@ fn shared_session() -> Session {
             // Open it from a throwaway runtime on its own thread, dropped right away: the
             // session must not depend on it.
             std::thread::spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 let s = rt.block_on(stdio_session("shared"));
                 drop(rt);
                 s
@@ -35,11 +38,17 @@ static USES: AtomicUsize = AtomicUsize::new(0);
 /// `cargo test` (one process) the session is opened by the first and used by the two later ones.
 async fn use_shared_session() {
     let s = shared_session();
-    assert_eq!(call_text(&s, "echo", json!({"text": "still here"})).await, "still here");
+    assert_eq!(
+        call_text(&s, "echo", json!({"text": "still here"})).await,
+        "still here"
+    );
     let count: u64 = call_text(&s, "counter", json!({})).await.parse().unwrap();
     let uses = USES.fetch_add(1, Ordering::SeqCst) + 1;
     // The server-side counter proves every use hit the same upstream session.
-    assert!(count >= uses as u64, "counter {count} < uses {uses}: not the same session");
+    assert!(
+        count >= uses as u64,
+        "counter {count} < uses {uses}: not the same session"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +81,10 @@ async fn shared_session_serves_100_concurrent_tasks() {
             let s = s.clone();
             tokio::spawn(async move {
                 let text = format!("task-{i}");
-                let r = s.call_tool("echo", json!({"text": text})).await.expect("echo");
+                let r = s
+                    .call_tool("echo", json!({"text": text}))
+                    .await
+                    .expect("echo");
                 assert_eq!(mcp_harness::tool_text(&r), text);
             })
         })
@@ -84,14 +96,18 @@ async fn shared_session_serves_100_concurrent_tasks() {
 
 #[test]
 fn run_works_inside_another_runtime() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let v = rt.block_on(async { mcp_harness::run(async { 40 + 2 }) });
     assert_eq!(v, 42);
 }
 
 #[test]
 fn run_propagates_the_original_panic_message() {
-    let caught = std::panic::catch_unwind(|| mcp_harness::run(async { panic!("original message 7f3a") }));
+    let caught =
+        std::panic::catch_unwind(|| mcp_harness::run(async { panic!("original message 7f3a") }));
     let payload = caught.expect_err("the panic must propagate");
     let msg = payload
         .downcast_ref::<&str>()

@@ -28,7 +28,11 @@ where
 }
 
 /// Blocking twin of [`eventually`] for plain threads.
-pub fn eventually_blocking<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn eventually_blocking<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     let mut delay = Duration::from_millis(2);
     loop {
@@ -45,7 +49,9 @@ pub fn eventually_blocking<T>(what: &str, deadline: Duration, mut check: impl Fn
 
 /// A stdio fast-test session whose server reports `subject` in whoami.
 pub async fn stdio_session(name: &str) -> Session {
-    let spec = BundledServer::new(Bundled::FastTest, Transport::Stdio).subject(name).spec();
+    let spec = BundledServer::new(Bundled::FastTest, Transport::Stdio)
+        .subject(name)
+        .spec();
     Session::builder(Target::Stdio(spec))
         .name(name)
         .connect()
@@ -55,14 +61,20 @@ pub async fn stdio_session(name: &str) -> Session {
 
 /// Calls a tool and parses its text as JSON.
 pub async fn call_json(s: &Session, tool: &str, args: Value) -> Value {
-    let r = s.call_tool(tool, args).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let r = s
+        .call_tool(tool, args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
     let text = mcp_harness::tool_text(&r);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tool} returned non-JSON {text:?}: {e}"))
 }
 
 /// Calls a tool and returns its text.
 pub async fn call_text(s: &Session, tool: &str, args: Value) -> String {
-    let r = s.call_tool(tool, args).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let r = s
+        .call_tool(tool, args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
     mcp_harness::tool_text(&r)
 }
 
@@ -71,7 +83,10 @@ pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             // The state is the first field after the parenthesised command name.
-            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next());
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next());
             state != Some("Z") && state != Some("X")
         }
         Err(_) => false,

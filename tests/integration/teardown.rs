@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mcp_harness::{Bundled, BundledExt, BundledServer, Server, Session, Target, Transport};
+use mcp_harness::{Bundled, BundledServer, Server, ServerSpec, Session, Target, Transport};
 
 use crate::support::{eventually_blocking, pid_alive};
 
@@ -32,7 +32,11 @@ fn scenario_process() {
                         .event_log(dir.join("events.jsonl"))
                         .subject(name)
                         .spec();
-                    let s = Session::builder(Target::Stdio(spec)).name(name).connect().await.unwrap();
+                    let s = Session::builder(Target::Stdio(spec))
+                        .name(name)
+                        .connect()
+                        .await
+                        .unwrap();
                     s.ping().await.unwrap();
                     // Keep it open until process exit: the exit hook must close it.
                     std::mem::forget(s);
@@ -42,9 +46,19 @@ fn scenario_process() {
         }
         "exit-normal" | "exit-panic" | "sigkill" => {
             let pids = mcp_harness::run(async move {
-                let server = Server::start(Bundled::FastTest.spec(Transport::StreamableHttp)).await.unwrap();
+                let server = Server::start(ServerSpec::bundled(
+                    Bundled::FastTest,
+                    Transport::StreamableHttp,
+                ))
+                .await
+                .unwrap();
                 let http = Session::connect(&server).await.unwrap();
-                let stdio = Session::connect(Target::Stdio(Bundled::FastTest.spec(Transport::Stdio))).await.unwrap();
+                let stdio = Session::connect(Target::Stdio(ServerSpec::bundled(
+                    Bundled::FastTest,
+                    Transport::Stdio,
+                )))
+                .await
+                .unwrap();
                 let pids = vec![server.pid(), stdio.server_pid().unwrap()];
                 std::mem::forget((server, http, stdio));
                 pids
@@ -67,7 +81,14 @@ fn scenario_process() {
 fn scenario_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
         .join("mcp-harness-scenarios")
-        .join(format!("{name}-{}-{}", std::process::id(), std::thread::current().name().unwrap_or("t").replace("::", "_")));
+        .join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace("::", "_")
+        ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -75,13 +96,20 @@ fn scenario_dir(name: &str) -> PathBuf {
 
 fn scenario(name: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--ignored", "--exact", "teardown::scenario_process", "--nocapture", "--test-threads", "1"])
-        .env(SCENARIO_ENV, name)
-        .env_remove("NEXTEST_ENV")
-        .env(DIR_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "teardown::scenario_process",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env(SCENARIO_ENV, name)
+    .env_remove("NEXTEST_ENV")
+    .env(DIR_ENV, dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd
 }
 
@@ -89,7 +117,11 @@ fn scenario(name: &str, dir: &Path) -> Command {
 fn sessions_open_at_exit_are_closed_last_opened_first() {
     let dir = scenario_dir("lifo");
     let out = scenario("lifo", &dir).output().unwrap();
-    assert!(out.status.success(), "scenario failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "scenario failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = std::fs::read_to_string(dir.join("events.jsonl")).expect("the servers wrote events");
     let closed: Vec<String> = log
         .lines()
@@ -108,7 +140,10 @@ fn assert_no_server_survives(mode: &str) {
     loop {
         let mut line = String::new();
         let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "the scenario ended before it was ready; stdout:\n{seen}");
+        assert!(
+            n > 0,
+            "the scenario ended before it was ready; stdout:\n{seen}"
+        );
         if line.trim() == "MCP_SCENARIO_READY" {
             break;
         }
@@ -120,7 +155,10 @@ fn assert_no_server_survives(mode: &str) {
         .map(|l| l.parse().unwrap())
         .collect();
     assert_eq!(pids.len(), 2);
-    assert!(pids.iter().all(|p| pid_alive(*p)), "servers run while the test process lives");
+    assert!(
+        pids.iter().all(|p| pid_alive(*p)),
+        "servers run while the test process lives"
+    );
     if mode == "sigkill" {
         // SAFETY: plain syscall on our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
@@ -131,9 +169,11 @@ fn assert_no_server_survives(mode: &str) {
         "exit-panic" => assert_eq!(status.code(), Some(101)),
         _ => assert!(!status.success()),
     }
-    eventually_blocking("every server pid to be gone", Duration::from_secs(10), || {
-        pids.iter().all(|p| !pid_alive(*p)).then_some(())
-    });
+    eventually_blocking(
+        "every server pid to be gone",
+        Duration::from_secs(10),
+        || pids.iter().all(|p| !pid_alive(*p)).then_some(()),
+    );
 }
 
 #[test]

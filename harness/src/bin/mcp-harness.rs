@@ -143,12 +143,18 @@ fn detach(args: ServeArgs) -> ExitCode {
     }
     let tag = format!("{}-{}", std::process::id(), args.port);
     let port_file = dir.join(format!("{tag}.port"));
-    let log_file = args.log_file.clone().unwrap_or_else(|| dir.join(format!("{tag}.log")));
+    let log_file = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("{tag}.log")));
     let _ = std::fs::remove_file(&port_file);
     let log = match std::fs::File::create(&log_file) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("mcp-harness serve: cannot create log file {}: {e}", log_file.display());
+            eprintln!(
+                "mcp-harness serve: cannot create log file {}: {e}",
+                log_file.display()
+            );
             return ExitCode::from(3);
         }
     };
@@ -182,12 +188,17 @@ fn detach(args: ServeArgs) -> ExitCode {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(&log_file).unwrap_or_default();
-            eprintln!("mcp-harness serve: the server exited with {status} before listening:\n{log}");
+            eprintln!(
+                "mcp-harness serve: the server exited with {status} before listening:\n{log}"
+            );
             return ExitCode::from(3);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            eprintln!("mcp-harness serve: the server did not listen within 30 s (log: {})", log_file.display());
+            eprintln!(
+                "mcp-harness serve: the server did not listen within 30 s (log: {})",
+                log_file.display()
+            );
             return ExitCode::from(3);
         }
         // No portable change notification for a file written by another process: poll briefly.
@@ -202,11 +213,18 @@ fn detach(args: ServeArgs) -> ExitCode {
             .open(env_file)
             .and_then(|mut f| f.write_all(line.as_bytes()));
         if let Err(e) = written {
-            eprintln!("mcp-harness serve: cannot write {}: {e}", env_file.display());
+            eprintln!(
+                "mcp-harness serve: cannot write {}: {e}",
+                env_file.display()
+            );
             return ExitCode::from(3);
         }
     }
     println!("{url}");
-    eprintln!("mcp-harness serve: pid {} serving {url} (log: {})", child.id(), log_file.display());
+    eprintln!(
+        "mcp-harness serve: pid {} serving {url} (log: {})",
+        child.id(),
+        log_file.display()
+    );
     ExitCode::SUCCESS
 }
