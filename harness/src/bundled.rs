@@ -11,8 +11,9 @@ use crate::secret::Secret;
 
 pub use mcp_harness_servers::Bundled;
 
-#[ctor::ctor]
-fn serve_bundled_server_if_requested() {
+/// Runs before `main` (from `.init_array`): a process started with `MCP_HARNESS_SERVE` becomes
+/// that bundled server and exits; any other process returns at once.
+pub(crate) extern "C" fn serve_bundled_server_if_requested() {
     if std::env::var_os(mcp_harness_servers::SERVE_ENV).is_some() {
         // Before main, Rust has not yet set SIGPIPE to "ignore": without this, a client that
         // hangs up mid-response would kill the server instead of failing one write.
@@ -105,6 +106,7 @@ impl BundledServer {
 
     /// The spec that re-executes the current binary as this server.
     pub fn spec(&self) -> ServerSpec {
+        crate::hooks::ensure_linked();
         let transport = match self.transport {
             Transport::Stdio => mcp_harness_servers::Transport::Stdio,
             Transport::StreamableHttp => mcp_harness_servers::Transport::Http,

@@ -63,8 +63,8 @@ pub fn shutdown_all(within: std::time::Duration) {
     process::kill_all_children();
 }
 
-#[ctor::dtor]
-fn close_everything_at_exit() {
+/// Closes everything this process opened; runs at process exit (from `.fini_array`).
+extern "C" fn close_everything_at_exit() {
     if runtime::existing_handle().is_none() {
         return;
     }
@@ -92,5 +92,27 @@ fn close_everything_at_exit() {
             }
         }
         Err(_) => process::kill_all_children_now(),
+    }
+}
+
+/// Process start and exit hooks, registered with the loader directly: a `#[used]` static in a
+/// library is only linked when its object file is, so the code that needs them calls
+/// [`hooks::ensure_linked`].
+mod hooks {
+    #[cfg(feature = "bundled-servers")]
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static SERVE_BUNDLED_SERVER: extern "C" fn() =
+        crate::bundled::serve_bundled_server_if_requested;
+
+    #[used]
+    #[unsafe(link_section = ".fini_array")]
+    static CLOSE_AT_EXIT: extern "C" fn() = super::close_everything_at_exit;
+
+    /// Keeps the hooks in the final binary.
+    pub(crate) fn ensure_linked() {
+        #[cfg(feature = "bundled-servers")]
+        std::hint::black_box(&SERVE_BUNDLED_SERVER);
+        std::hint::black_box(&CLOSE_AT_EXIT);
     }
 }

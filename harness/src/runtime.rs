@@ -15,6 +15,7 @@ const WORKER_NAME: &str = "mcp-harness";
 pub(crate) fn handle() -> &'static Handle {
     RUNTIME
         .get_or_init(|| {
+            crate::hooks::ensure_linked();
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_threads())
                 .thread_name(WORKER_NAME)

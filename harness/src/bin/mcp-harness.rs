@@ -91,6 +91,8 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // `serve --detach` re-executes this binary as the server it starts.
+    mcp_harness_servers::serve_from_env_if_requested();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) if args.detach => detach(args),
