@@ -67,6 +67,9 @@ impl std::str::FromStr for Transport {
     }
 }
 
+/// Finds a server's url in one line of its stdout.
+pub type UrlMatcher = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where the harness learns a network server's address.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -74,7 +77,7 @@ pub enum AddressSource {
     /// The server prints `MCP_HARNESS_READY {"url": ...}` on stdout (the bundled servers do).
     ReadyLine,
     /// A function over each stdout line returns the url once it sees it.
-    StdoutMatch(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>),
+    StdoutMatch(UrlMatcher),
     /// The server writes its port to a file; the url is `template` with `{port}` replaced.
     PortFile {
         /// The file the server writes the port to.
@@ -432,6 +435,15 @@ impl fmt::Debug for ChildProcess {
     }
 }
 
+/// A freshly spawned child and what the caller reads from it.
+pub(crate) struct Spawned {
+    pub(crate) proc: Arc<ChildProcess>,
+    /// The protocol pipes, for stdio children.
+    pub(crate) pipes: Option<StdioPipes>,
+    /// Its stdout lines, for network servers (address discovery).
+    pub(crate) lines: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+}
+
 /// The pipes of a stdio child, handed to the session's transport.
 pub(crate) struct StdioPipes {
     pub(crate) stdin: tokio::process::ChildStdin,
@@ -445,15 +457,7 @@ impl ChildProcess {
     /// Spawns `spec` with `port` substituted. With `stdio_pipes`, stdin/stdout are the protocol
     /// channel; otherwise stdin is null and stdout is drained to its log (lines also go to
     /// `stdout_lines` for address discovery).
-    pub(crate) fn spawn(
-        spec: &ServerSpec,
-        port: u16,
-        stdio_pipes: bool,
-    ) -> Result<(
-        Arc<ChildProcess>,
-        Option<StdioPipes>,
-        Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
-    )> {
+    pub(crate) fn spawn(spec: &ServerSpec, port: u16, stdio_pipes: bool) -> Result<Spawned> {
         let (stdout_path, stderr_path) = log_paths(&spec.name);
         let spawn_err = |source: std::io::Error| Error::Spawn {
             server: spec.name.clone(),
@@ -519,7 +523,11 @@ impl ChildProcess {
             all.push(Arc::downgrade(&proc));
         }
         tracing::debug!(server = %spec.name, pid, "spawned");
-        Ok((proc, pipes, lines_rx))
+        Ok(Spawned {
+            proc,
+            pipes,
+            lines: lines_rx,
+        })
     }
 
     pub(crate) fn state(&self) -> ChildState {
@@ -877,7 +885,9 @@ fn port_of(url: &str) -> u16 {
 
 async fn start_child(spec: &ServerSpec, port: u16) -> Result<(Arc<ChildProcess>, String)> {
     let started = Instant::now();
-    let (child, _, lines) = ChildProcess::spawn(spec, port, false)?;
+    let Spawned {
+        proc: child, lines, ..
+    } = ChildProcess::spawn(spec, port, false)?;
     let deadline = spec.startup_timeout;
     let not_ready = |child: &ChildProcess, waiting_for: &str| Error::NotReady {
         server: spec.name.clone(),

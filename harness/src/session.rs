@@ -31,6 +31,8 @@ use crate::secret::Secret;
 
 /// What a session connects to.
 #[derive(Clone, Debug)]
+// Built once per session; boxing the spec would only make every caller write `Box::new`.
+#[allow(clippy::large_enum_variant)]
 #[non_exhaustive]
 pub enum Target {
     /// Spawn this command for the session and speak JSON-RPC over its stdin/stdout.
@@ -1044,7 +1046,11 @@ async fn owner_task(
     let mut child: Option<Arc<ChildProcess>> = None;
     let started = match &cfg.target {
         Target::Stdio(spec) => match ChildProcess::spawn(spec, 0, true) {
-            Ok((proc, Some(pipes), _)) => {
+            Ok(crate::process::Spawned {
+                proc,
+                pipes: Some(pipes),
+                ..
+            }) => {
                 child = Some(proc.clone());
                 let fut = rmcp::serve_client(handler, (pipes.stdout, pipes.stdin));
                 tokio::select! {
@@ -1206,8 +1212,8 @@ pub(crate) async fn probe_initialize(
 // Teardown at process exit
 
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
-static OPEN: LazyLock<Mutex<Vec<(u64, Weak<SessionInner>)>>> =
-    LazyLock::new(|| Mutex::new(Vec::new()));
+type OpenSessions = Mutex<Vec<(u64, Weak<SessionInner>)>>;
+static OPEN: LazyLock<OpenSessions> = LazyLock::new(|| Mutex::new(Vec::new()));
 
 fn register(inner: &Arc<SessionInner>) {
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
@@ -1230,17 +1236,15 @@ pub fn close_all_sessions(within: Duration) -> Vec<String> {
     for s in open {
         let conn = s.conn.read().unwrap_or_else(|p| p.into_inner()).clone();
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if !conn.is_closed()
-            || conn
-                .shared
-                .closed
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_none()
-        {
-            if left.is_zero() || !conn.close_blocking(left) {
-                conn.owner.abort();
-            }
+        // An owner that already recorded why it closed has nothing left to do.
+        let owner_done = conn
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if !owner_done && (left.is_zero() || !conn.close_blocking(left)) {
+            conn.owner.abort();
         }
         closed.push(s.cfg.name.clone());
     }
