@@ -7,8 +7,9 @@
 //! * **fast-time** — `get_system_time` and `convert_time`, answering like the reference
 //!   Python `mcp-server-time`; plus `whoami` and `stats`.
 //!
-//! Both run over stdio or streamable HTTP (stateful or stateless), with no auth, static
-//! bearer tokens, or HS256 JWTs. Any binary linking this crate can become one of these
+//! Both run over stdio, streamable HTTP (stateful or stateless) or the legacy HTTP+SSE
+//! transport, with no auth, static bearer tokens, HS256/RS256 JWTs, or OAuth 2.1 through
+//! a built-in authorization server that approves a test user without a browser. Any binary linking this crate can become one of these
 //! servers: set [`SERVE_ENV`] to [`ServeOptions`] as JSON and have the binary call
 //! [`serve_from_env_if_requested`] early (the `mcp-harness` crate does it from a
 //! constructor, so every test binary can re-execute itself as a server).
@@ -26,14 +27,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod events;
+mod gate;
 mod http;
 mod lifecycle;
+mod oauth;
 mod options;
 mod server;
+mod sse;
 mod time;
 
 use std::{io::Write, time::Duration};
 
+pub use oauth::{OAuthClient, OAuthServerConfig};
 pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -62,6 +67,13 @@ pub const EVENT_LOG_ENV: &str = "MCP_HARNESS_EVENT_LOG";
 /// The HS256 secret for [`AuthMode::Jwt`].
 pub const JWT_SECRET_ENV: &str = "MCP_HARNESS_JWT_SECRET";
 
+/// The RS256 public key (PEM, `-----BEGIN PUBLIC KEY-----`) for [`AuthMode::Jwt`]; may be set
+/// together with [`JWT_SECRET_ENV`] to accept both algorithms.
+pub const JWT_PUBLIC_KEY_ENV: &str = "MCP_HARNESS_JWT_PUBLIC_KEY";
+
+/// [`OAuthServerConfig`] as JSON for [`AuthMode::OAuth`] (unset: the defaults).
+pub const OAUTH_CONFIG_ENV: &str = "MCP_HARNESS_OAUTH_CONFIG";
+
 /// The accepted tokens for [`AuthMode::Bearer`]: `token1=subject1,token2=subject2`.
 pub const BEARER_TOKENS_ENV: &str = "MCP_HARNESS_BEARER_TOKENS";
 
@@ -81,12 +93,6 @@ fn init_tracing() {
 }
 
 fn check_options(opts: &ServeOptions) -> Result<(), ServeError> {
-    if opts.transport == Transport::Sse {
-        return Err(ServeError::Unsupported {
-            what: "the legacy HTTP+SSE transport (\"sse\")".into(),
-            instead: "\"http\" (streamable HTTP) or \"stdio\"",
-        });
-    }
     if let Some(pid) = opts.watch_pid {
         lifecycle::check_pid(pid)?;
     }
@@ -125,8 +131,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let result = runtime.block_on(async move {
         match opts.transport {
             Transport::Stdio => serve_stdio(opts).await,
-            Transport::Http => serve_http(opts).await,
-            Transport::Sse => unreachable!("rejected by check_options"),
+            Transport::Http | Transport::Sse => serve_http(opts).await,
         }
     });
     // A blocked stdin read must not keep the process alive.
@@ -217,7 +222,7 @@ pub async fn serve_http_on(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     http::validate_path(&opts.path)?;
-    let auth = http::Auth::from_env(opts.auth)?;
+    let auth = gate::Auth::from_env(opts.auth)?;
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
@@ -225,8 +230,47 @@ pub async fn serve_http_on(
     http::run(listener, app, shutdown).await
 }
 
+/// Serves `opts` over the legacy HTTP+SSE transport on an already-bound listener, in the
+/// current tokio runtime, until `shutdown` is cancelled; like [`serve_http_on`] otherwise.
+/// The event stream is at `/sse`, messages go to `/message?sessionId=...`.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mcp_harness_servers::ServeError> {
+/// use mcp_harness_servers::{Bundled, ServeOptions, Transport, serve_sse_on};
+/// use tokio_util::sync::CancellationToken;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let url = format!("http://{}/sse", listener.local_addr().unwrap());
+/// let shutdown = CancellationToken::new();
+/// let server = tokio::spawn(serve_sse_on(
+///     listener,
+///     ServeOptions::new(Bundled::FastTest, Transport::Sse),
+///     shutdown.clone(),
+/// ));
+/// // ... talk to `url` ...
+/// shutdown.cancel();
+/// server.await.unwrap()?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+///
+/// [`ServeError`] if a secret the auth mode needs is missing.
+pub async fn serve_sse_on(
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let auth = gate::Auth::from_env(opts.auth)?;
+    let addr = listener
+        .local_addr()
+        .map_err(ServeError::io("reading the listener's address"))?;
+    let app = sse::build_app(&opts, auth, addr);
+    http::run(listener, app, shutdown).await
+}
+
+/// Serves streamable HTTP or legacy SSE, as `opts.transport` says.
 async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
-    let auth = http::Auth::from_env(opts.auth)?;
+    let auth = gate::Auth::from_env(opts.auth)?;
     let wanted = std::net::SocketAddr::new(opts.host, opts.port);
     let listener = tokio::net::TcpListener::bind(wanted)
         .await
@@ -237,11 +281,15 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let app = http::build_app(&opts, auth, addr);
+    let (app, endpoint) = if opts.transport == Transport::Sse {
+        (sse::build_app(&opts, auth, addr), sse::SSE_PATH)
+    } else {
+        (http::build_app(&opts, auth, addr), opts.path.as_str())
+    };
     if let Some(path) = &opts.port_file {
         lifecycle::write_port_file(path, addr.port())?;
     }
-    let url = format!("{}{}", http::base_url(addr), opts.path);
+    let url = format!("{}{}", http::base_url(addr), endpoint);
     #[derive(serde::Serialize)]
     struct Ready<'a> {
         url: &'a str,
@@ -253,7 +301,7 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
         url: &url,
         port: addr.port(),
         pid: std::process::id(),
-        transport: "http",
+        transport: opts.transport.as_str(),
     })
     .map_err(|e| ServeError::Io {
         what: "serializing the READY line",

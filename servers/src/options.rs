@@ -50,8 +50,9 @@ pub enum Transport {
     Stdio,
     /// MCP streamable HTTP (POST/GET/DELETE on one path).
     Http,
-    /// The legacy HTTP+SSE transport. Not implemented yet: [`serve`](crate::serve)
-    /// returns [`ServeError::Unsupported`].
+    /// The legacy HTTP+SSE transport (2024-11-05): `GET /sse` opens an event stream whose
+    /// first `endpoint` event names the URL to POST messages to (`/message?sessionId=...`).
+    /// `path` does not apply.
     Sse,
 }
 
@@ -84,8 +85,15 @@ pub enum AuthMode {
     /// [`BEARER_TOKENS_ENV`](crate::BEARER_TOKENS_ENV); the subject is the one mapped to it.
     Bearer,
     /// `Authorization: Bearer <jwt>` must be an HS256 JWT signed with
-    /// [`JWT_SECRET_ENV`](crate::JWT_SECRET_ENV); `exp` is checked if present, `sub` is the subject.
+    /// [`JWT_SECRET_ENV`](crate::JWT_SECRET_ENV), or an RS256 JWT verified with the public key
+    /// in [`JWT_PUBLIC_KEY_ENV`](crate::JWT_PUBLIC_KEY_ENV) (either or both may be set);
+    /// `exp` is checked if present, `sub` is the subject.
     Jwt,
+    /// OAuth 2.1 access tokens issued by the server's built-in authorization server
+    /// (configured by [`OAUTH_CONFIG_ENV`](crate::OAUTH_CONFIG_ENV)); the subject is its
+    /// test user.
+    #[serde(rename = "oauth")]
+    OAuth,
 }
 
 impl AuthMode {
@@ -95,6 +103,7 @@ impl AuthMode {
             AuthMode::None => "none",
             AuthMode::Bearer => "bearer",
             AuthMode::Jwt => "jwt",
+            AuthMode::OAuth => "oauth",
         }
     }
 }
@@ -145,8 +154,8 @@ name_enum!(
 name_enum!(
     AuthMode,
     "auth mode",
-    "none, bearer, jwt",
-    [None, Bearer, Jwt]
+    "none, bearer, jwt, oauth",
+    [None, Bearer, Jwt, OAuth]
 );
 
 /// Everything [`serve`](crate::serve) needs. Serialized as JSON into

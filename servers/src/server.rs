@@ -52,6 +52,8 @@ pub(crate) enum Mode {
     Stdio,
     HttpStateful,
     HttpStateless,
+    /// Legacy HTTP+SSE: one handler per event stream.
+    Sse,
 }
 
 #[derive(Default)]
@@ -148,7 +150,7 @@ impl Drop for Session {
             .stats
             .active_sessions
             .fetch_sub(1, Ordering::Relaxed);
-        if self.shared.mode == Mode::HttpStateful {
+        if matches!(self.shared.mode, Mode::HttpStateful | Mode::Sse) {
             events::record("session_closed", |o| {
                 o.insert("client".into(), Value::from(opened.client.as_str()));
                 o.insert(
@@ -158,7 +160,14 @@ impl Drop for Session {
                         .as_deref()
                         .map_or(Value::Null, Value::from),
                 );
-                o.insert("transport".into(), Value::from("http"));
+                o.insert(
+                    "transport".into(),
+                    Value::from(if self.shared.mode == Mode::Sse {
+                        "sse"
+                    } else {
+                        "http"
+                    }),
+                );
             });
         }
     }
@@ -229,6 +238,7 @@ impl Handler {
         match self.shared().mode {
             Mode::Stdio => "stdio",
             Mode::HttpStateful | Mode::HttpStateless => "http",
+            Mode::Sse => "sse",
         }
     }
 
@@ -428,7 +438,13 @@ impl Handler {
         let session_id = parts
             .and_then(|p| p.headers.get("mcp-session-id"))
             .and_then(|v| v.to_str().ok())
-            .map_or(Value::Null, Value::from);
+            .map(Value::from)
+            .or_else(|| {
+                // SSE: the session id is a query parameter; it was recorded at initialize.
+                let opened = self.session.opened.get()?;
+                opened.session_id.as_deref().map(Value::from)
+            })
+            .unwrap_or(Value::Null);
         let client = ctx
             .client_info()
             .filter(|info| *info != Implementation::default())
