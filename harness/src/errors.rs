@@ -150,6 +150,52 @@ pub enum Error {
         reason: String,
     },
 
+    /// The pool was closed with `close_all`; nothing can be acquired from it any more.
+    #[error("pool is closed: no session can be acquired after close_all(); build a new SessionPool")]
+    PoolClosed,
+
+    /// The circuit breaker of this url is open after repeated session-creation failures.
+    #[error("circuit breaker for {url} is {state} after {failures} consecutive session-creation failures; acquire fails fast until {retry_in:?} from now (check that the server is up)")]
+    CircuitOpen {
+        /// The upstream url.
+        url: String,
+        /// `open`, or `half-open` while the one trial creation runs.
+        state: String,
+        /// Consecutive creation failures counted.
+        failures: u32,
+        /// How long until a trial creation is allowed.
+        retry_in: Duration,
+    },
+
+    /// No session of this key became available within the acquire timeout.
+    #[error("no session for pool key {key} within {after:?}: all {max} sessions stay busy; raise max_sessions_per_key or acquire_timeout, or release sessions sooner")]
+    AcquireTimeout {
+        /// The pool key (hashes only, never a credential).
+        key: String,
+        /// The acquire timeout.
+        after: Duration,
+        /// The per-key limit.
+        max: usize,
+    },
+
+    /// Creating an upstream session took longer than the create timeout (it was cleaned up).
+    #[error("creating a session to {url} took longer than {after:?}; the half-made session was closed and its slot freed")]
+    CreateTimeout {
+        /// The upstream url.
+        url: String,
+        /// The create timeout.
+        after: Duration,
+    },
+
+    /// A soft cap of the pool is reached.
+    #[error("pool capacity reached: {what} is limited to {limit}")]
+    Capacity {
+        /// What is capped (`pool keys`, `sessions`).
+        what: String,
+        /// The cap.
+        limit: usize,
+    },
+
     /// Bad input from the user of the harness (an invalid header, a bad url, ...).
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -37,6 +37,7 @@
 #[cfg(feature = "bundled-servers")]
 mod bundled;
 mod errors;
+pub mod pool;
 mod process;
 mod runtime;
 mod secret;
@@ -45,6 +46,7 @@ mod session;
 #[cfg(feature = "bundled-servers")]
 pub use bundled::{Bundled, BundledAuth, BundledServer};
 pub use errors::{Error, Result};
+pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
 pub use runtime::run;
 pub use secret::Secret;

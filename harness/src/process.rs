@@ -774,6 +774,23 @@ impl Server {
         })
     }
 
+    /// Starts a network server with `{port}` set to `port` (instead of 0) on its first start.
+    pub async fn start_on_port(spec: ServerSpec, port: u16) -> Result<Server> {
+        if spec.transport == Transport::Stdio {
+            return Server::start(spec).await;
+        }
+        let (child, url) = start_child(&spec, port).await?;
+        let port = port_of(&url);
+        Ok(Server {
+            inner: Arc::new(ServerInner {
+                spec,
+                url,
+                port,
+                current: Mutex::new(child),
+            }),
+        })
+    }
+
     /// The url clients connect to (for example `http://127.0.0.1:40123/mcp`).
     pub fn url(&self) -> &str {
         &self.inner.url

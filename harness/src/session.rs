@@ -372,6 +372,11 @@ impl Session {
         }
     }
 
+    /// Aborts the owner task without a graceful close (a last resort past a cleanup bound).
+    pub(crate) fn abort_owner(&self) {
+        self.conn().owner.abort();
+    }
+
     /// Closes the session (bounded by the close timeout). Idempotent.
     pub async fn shutdown(&self) -> Result<()> {
         let conn = self.conn();
@@ -778,7 +783,8 @@ enum Failure {
 
 impl Connection {
     async fn open(cfg: Arc<SessionBuilder>) -> std::result::Result<Arc<Connection>, Failure> {
-        let (notifications, _) = broadcast::channel(1024);
+        // Small: every pooled session carries one; slow subscribers see `Lagged` and skip ahead.
+        let (notifications, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
             peer: RwLock::new(None),
             closed: RwLock::new(None),

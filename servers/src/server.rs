@@ -666,6 +666,14 @@ impl Handler {
 // ---------------------------------------------------------------------------------------
 // The ServerHandler
 
+fn method_not_found(method: &str) -> ErrorData {
+    ErrorData::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("fast-time has no {method}: it is a tools-only server"),
+        None,
+    )
+}
+
 impl ServerHandler for Handler {
     fn get_info(&self) -> ServerConfig {
         self.shared().config.clone()
@@ -732,7 +740,8 @@ impl ServerHandler for Handler {
                     .with_mime_type("text/plain")
                     .with_size(README.len() as u64),
             ],
-            Bundled::FastTime => Vec::new(),
+            // Like the reference mcp-server-time: a tools-only server answers -32601 here.
+            Bundled::FastTime => return Err(method_not_found("resources/list")),
         };
         Ok(ListResourcesResult::with_all_items(resources))
     }
@@ -772,7 +781,7 @@ impl ServerHandler for Handler {
                         .with_required(true),
                 ]),
             )],
-            Bundled::FastTime => Vec::new(),
+            Bundled::FastTime => return Err(method_not_found("prompts/list")),
         };
         Ok(ListPromptsResult::with_all_items(prompts))
     }

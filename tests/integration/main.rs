@@ -7,5 +7,6 @@ mod cancellation;
 mod config;
 mod faults;
 mod identity;
+mod pool;
 mod runtime;
 mod teardown;

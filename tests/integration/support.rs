@@ -92,3 +92,46 @@ pub fn pid_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Everything logged (at trace level, every target) since the first call, in this process.
+pub fn captured_logs() -> String {
+    let buf = log_buffer();
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// Starts capturing logs (idempotent); call at the start of a test that inspects them.
+pub fn capture_logs() {
+    log_buffer();
+}
+
+fn log_buffer() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer_buf = buf.clone();
+        let make_writer = move || LogWriter(writer_buf.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(make_writer)
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut b = self.0.lock().unwrap();
+        // Bounded: a long cargo-test run must not grow it without limit.
+        if b.len() < 64 << 20 {
+            b.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

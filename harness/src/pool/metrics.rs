@@ -1,0 +1,110 @@
+//! The pool's metrics: a typed, serializable snapshot with the reference pool's names.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+pub use super::breaker::CircuitBreakerMetrics;
+
+/// Monotonic counters, updated without the pool lock.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+    pub(crate) health_check_failures: AtomicU64,
+    pub(crate) circuit_breaker_trips: AtomicU64,
+    pub(crate) pool_keys_evicted: AtomicU64,
+    pub(crate) sessions_reaped: AtomicU64,
+    pub(crate) anonymous_identity_count: AtomicU64,
+}
+
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Per-key occupancy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyMetrics {
+    /// Idle sessions ready for reuse.
+    pub available: usize,
+    /// Sessions handed out (busy) or being created.
+    pub active: usize,
+    /// The per-key limit.
+    pub max: usize,
+}
+
+/// Affinity counters (several workers); zero until affinity is in use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AffinityMetrics {
+    /// Downstream sessions found in the local mapping.
+    pub local_hits: u64,
+    /// Downstream sessions found in the shared store.
+    pub redis_hits: u64,
+    /// Downstream sessions found nowhere.
+    pub misses: u64,
+    /// `(local_hits + redis_hits) / all`, 0 when none.
+    pub hit_rate: f64,
+    /// Requests forwarded to the owning worker.
+    pub forwarded_requests: u64,
+    /// Forwards that failed.
+    pub forwarded_failures: u64,
+    /// Forwards that timed out.
+    pub forwarded_timeouts: u64,
+}
+
+/// A snapshot of the pool's metrics. Keys and urls carry hashes only, never a credential.
+///
+/// ```no_run
+/// # let pool = mcp_harness::SessionPool::builder().build();
+/// let m = pool.metrics();
+/// println!("{}", serde_json::to_string_pretty(&m).unwrap());
+/// assert!(m.hit_rate >= 0.0 && m.hit_rate <= 1.0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PoolMetrics {
+    /// Acquires served by an idle session.
+    pub hits: u64,
+    /// Acquires that created a session.
+    pub misses: u64,
+    /// `hits / (hits + misses)`, 0 when none.
+    pub hit_rate: f64,
+    /// Sessions closed because they were invalid (closed, expired, unhealthy, discarded).
+    pub evictions: u64,
+    /// Health checks that failed.
+    pub health_check_failures: u64,
+    /// Times a circuit opened.
+    pub circuit_breaker_trips: u64,
+    /// Idle pool keys removed.
+    pub pool_keys_evicted: u64,
+    /// Idle or expired sessions closed by eviction.
+    pub sessions_reaped: u64,
+    /// Acquires with no identity.
+    pub anonymous_identity_count: u64,
+    /// Pool keys currently present.
+    pub pool_key_count: usize,
+    /// Live sessions (idle, busy and being created).
+    pub total_active_sessions: usize,
+    /// Affinity counters.
+    pub session_affinity: AffinityMetrics,
+    /// Per pool key (its display form: hashes, url without query).
+    pub pools: BTreeMap<String, KeyMetrics>,
+    /// Per url.
+    pub circuit_breakers: BTreeMap<String, CircuitBreakerMetrics>,
+}
+
+impl Counters {
+    pub(crate) fn load(&self) -> [u64; 8] {
+        [
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.evictions.load(Ordering::Relaxed),
+            self.health_check_failures.load(Ordering::Relaxed),
+            self.circuit_breaker_trips.load(Ordering::Relaxed),
+            self.pool_keys_evicted.load(Ordering::Relaxed),
+            self.sessions_reaped.load(Ordering::Relaxed),
+            self.anonymous_identity_count.load(Ordering::Relaxed),
+        ]
+    }
+}

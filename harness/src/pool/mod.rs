@@ -1,0 +1,1082 @@
+//! The session pool: identity and transport isolation, fair acquire/release, owner-task
+//! sessions, health checks, TTL, idle eviction, a circuit breaker per url, and metrics.
+//!
+//! The behaviour follows ContextForge's `MCPSessionPool` (its names, defaults and metrics) and
+//! fixes its defects: a released session goes to the longest waiter at once, a health-check
+//! timeout is unhealthy, a tripped circuit is half-open after its reset period, and the identity
+//! is hashed once per acquire.
+
+mod breaker;
+pub(crate) mod identity;
+mod metrics;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use tokio::sync::oneshot;
+
+pub use breaker::CircuitBreakerMetrics;
+pub use identity::{
+    ANONYMOUS, DEFAULT_IDENTITY_HEADERS, IdentityExtractor, JwtSubjectExtractor, PoolKey,
+    SESSION_ID_HEADER,
+};
+pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
+
+use crate::errors::{Error, Result};
+use crate::process::{ServerSpec, Transport};
+use crate::runtime;
+use crate::session::{Session, SessionBuilder, Target};
+use breaker::{Breakers, Permit};
+use identity::IdentityRules;
+use metrics::{Counters, bump};
+
+/// One step of the health-check chain run before reusing a session idle for longer than
+/// `health_check_interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HealthCheck {
+    /// `ping`.
+    Ping,
+    /// `tools/list`.
+    ListTools,
+    /// `prompts/list`.
+    ListPrompts,
+    /// `resources/list`.
+    ListResources,
+    /// Count as healthy without asking.
+    Skip,
+}
+
+/// The pool's settings, with the reference pool's defaults.
+#[derive(Clone)]
+pub struct PoolConfig {
+    max_sessions_per_key: usize,
+    session_ttl: Duration,
+    health_check_interval: Duration,
+    acquire_timeout: Duration,
+    create_timeout: Duration,
+    circuit_breaker_threshold: u32,
+    circuit_breaker_reset: Duration,
+    idle_pool_eviction: Duration,
+    health_checks: Vec<HealthCheck>,
+    health_check_timeout: Duration,
+    cleanup_timeout: Duration,
+    list_tools_probe: bool,
+    reaper_interval: Duration,
+    request_timeout: Duration,
+    max_pool_keys: Option<usize>,
+    max_total_sessions: Option<usize>,
+    rules: IdentityRules,
+}
+
+impl fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("max_sessions_per_key", &self.max_sessions_per_key)
+            .field("session_ttl", &self.session_ttl)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("create_timeout", &self.create_timeout)
+            .field("circuit_breaker_threshold", &self.circuit_breaker_threshold)
+            .field("circuit_breaker_reset", &self.circuit_breaker_reset)
+            .field("idle_pool_eviction", &self.idle_pool_eviction)
+            .field("health_checks", &self.health_checks)
+            .field("health_check_timeout", &self.health_check_timeout)
+            .field("cleanup_timeout", &self.cleanup_timeout)
+            .field("identity", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_sessions_per_key: 10,
+            session_ttl: Duration::from_secs(300),
+            health_check_interval: Duration::from_secs(60),
+            acquire_timeout: Duration::from_secs(30),
+            create_timeout: Duration::from_secs(30),
+            circuit_breaker_threshold: 5,
+            circuit_breaker_reset: Duration::from_secs(60),
+            idle_pool_eviction: Duration::from_secs(600),
+            health_checks: vec![HealthCheck::Ping, HealthCheck::Skip],
+            health_check_timeout: Duration::from_secs(5),
+            cleanup_timeout: Duration::from_secs(5),
+            list_tools_probe: false,
+            reaper_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_pool_keys: None,
+            max_total_sessions: None,
+            rules: IdentityRules {
+                headers: DEFAULT_IDENTITY_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
+                extractor: None,
+                affinity: false,
+            },
+        }
+    }
+}
+
+/// Builds a [`SessionPool`]; every duration is configurable so scenarios run in milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_harness::SessionPool;
+/// use mcp_harness::pool::{HealthCheck, JwtSubjectExtractor};
+/// let pool = SessionPool::builder()
+///     .max_sessions_per_key(4)
+///     .session_ttl(Duration::from_millis(500))
+///     .health_checks([HealthCheck::Ping, HealthCheck::ListTools])
+///     .identity_extractor(JwtSubjectExtractor)
+///     .build();
+/// assert_eq!(pool.metrics().pool_key_count, 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct PoolBuilder {
+    cfg: PoolConfig,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.cfg.$name = value;
+                self
+            }
+        )*
+    };
+}
+
+impl PoolBuilder {
+    setters! {
+        /// At most this many live sessions (idle + busy) per pool key. Default 10.
+        max_sessions_per_key: usize,
+        /// Sessions older than this are closed at validation or release. Default 300 s.
+        session_ttl: Duration,
+        /// A session idle longer than this is health-checked before reuse. Default 60 s.
+        health_check_interval: Duration,
+        /// How long an acquire waits for a session of a full key. Default 30 s.
+        acquire_timeout: Duration,
+        /// How long creating (connect + initialize) may take. Default 30 s.
+        create_timeout: Duration,
+        /// Consecutive creation failures that open a url's circuit. Default 5.
+        circuit_breaker_threshold: u32,
+        /// How long an open circuit stays open before a half-open trial. Default 60 s.
+        circuit_breaker_reset: Duration,
+        /// Keys with no activity and no busy session for this long are evicted. Default 600 s.
+        idle_pool_eviction: Duration,
+        /// The bound on one health check. Default 5 s.
+        health_check_timeout: Duration,
+        /// The bound on closing sessions (and on `close_all` overall). Default 5 s.
+        cleanup_timeout: Duration,
+        /// Also run a `tools/list` probe whenever a health check is due. Default off.
+        list_tools_probe: bool,
+        /// How often the background reaper evicts idle keys (and the throttle of eviction on
+        /// acquire). Default 30 s.
+        reaper_interval: Duration,
+        /// The request timeout of pooled sessions. Default 30 s.
+        request_timeout: Duration,
+    }
+
+    /// The health-check chain (default: `Ping`, then `Skip`).
+    pub fn health_checks(mut self, chain: impl IntoIterator<Item = HealthCheck>) -> Self {
+        self.cfg.health_checks = chain.into_iter().collect();
+        self
+    }
+
+    /// The identity headers hashed into pool keys (default [`DEFAULT_IDENTITY_HEADERS`]).
+    pub fn identity_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cfg.rules.headers = names.into_iter().map(|s| s.into().to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// An identity extractor, consulted before header hashing.
+    pub fn identity_extractor(mut self, extractor: impl IdentityExtractor) -> Self {
+        self.cfg.rules.extractor = Some(Arc::new(extractor));
+        self
+    }
+
+    /// Session affinity: an `x-mcp-session-id` header identifies the caller (so rotating tokens
+    /// keep one upstream session).
+    pub fn affinity(mut self, on: bool) -> Self {
+        self.cfg.rules.affinity = on;
+        self
+    }
+
+    /// A soft cap on the number of pool keys.
+    pub fn max_pool_keys(mut self, cap: usize) -> Self {
+        self.cfg.max_pool_keys = Some(cap);
+        self
+    }
+
+    /// A soft cap on live sessions across all keys.
+    pub fn max_total_sessions(mut self, cap: usize) -> Self {
+        self.cfg.max_total_sessions = Some(cap);
+        self
+    }
+
+    /// Builds the pool and starts its background reaper on the shared runtime.
+    pub fn build(self) -> SessionPool {
+        let inner = Arc::new(PoolInner {
+            cfg: self.cfg,
+            state: Mutex::new(State::default()),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            last_eviction: Mutex::new(Instant::now()),
+        });
+        spawn_reaper(Arc::downgrade(&inner));
+        SessionPool { inner }
+    }
+}
+
+/// What to acquire: an upstream target plus the caller's headers, user and gateway.
+///
+/// ```
+/// use mcp_harness::pool::AcquireRequest;
+/// let req = AcquireRequest::http("http://127.0.0.1:4000/mcp")
+///     .header("authorization", "Bearer t0k3n")
+///     .header("x-tenant-id", "acme")
+///     .user("alice@example.com")
+///     .gateway("gw-1");
+/// assert_eq!(format!("{req:?}").contains("t0k3n"), false);
+/// ```
+#[derive(Clone)]
+pub struct AcquireRequest {
+    target: PoolTarget,
+    headers: HeaderMap,
+    user: Option<String>,
+    gateway_id: Option<String>,
+}
+
+#[derive(Clone)]
+enum PoolTarget {
+    Url(String, Transport),
+    Stdio(ServerSpec),
+}
+
+impl fmt::Debug for AcquireRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.target {
+            PoolTarget::Url(u, t) => format!("{t} {}", identity::safe_url(u)),
+            PoolTarget::Stdio(s) => format!("stdio {}", s.name()),
+        };
+        f.debug_struct("AcquireRequest")
+            .field("target", &target)
+            .field("headers", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
+            .field("user", &self.user.as_ref().map(|_| "<redacted>"))
+            .field("gateway_id", &self.gateway_id)
+            .finish()
+    }
+}
+
+impl AcquireRequest {
+    /// A streamable HTTP upstream.
+    pub fn http(url: impl Into<String>) -> Self {
+        Self::url(url, Transport::StreamableHttp)
+    }
+
+    /// An upstream at `url` over `transport` (streamable HTTP or SSE).
+    pub fn url(url: impl Into<String>, transport: Transport) -> Self {
+        AcquireRequest {
+            target: PoolTarget::Url(url.into(), transport),
+            headers: HeaderMap::new(),
+            user: None,
+            gateway_id: None,
+        }
+    }
+
+    /// A stdio upstream: each pooled session spawns `spec`.
+    pub fn stdio(spec: ServerSpec) -> Self {
+        AcquireRequest {
+            target: PoolTarget::Stdio(spec),
+            headers: HeaderMap::new(),
+            user: None,
+            gateway_id: None,
+        }
+    }
+
+    /// Adds a header (invalid names or values are ignored with a debug log, never an error).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value)) {
+            (Ok(n), Ok(mut v)) => {
+                v.set_sensitive(true);
+                self.headers.append(n, v);
+            }
+            _ => tracing::debug!(header = name, "ignoring an invalid header"),
+        }
+        self
+    }
+
+    /// Replaces the headers.
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The caller's user identity (hashed into the key, never stored raw).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The gateway id.
+    pub fn gateway(mut self, gateway_id: impl Into<String>) -> Self {
+        self.gateway_id = Some(gateway_id.into());
+        self
+    }
+
+    fn url_and_transport(&self) -> (String, Transport) {
+        match &self.target {
+            PoolTarget::Url(u, t) => (u.clone(), *t),
+            PoolTarget::Stdio(s) => (s.command_line(), Transport::Stdio),
+        }
+    }
+}
+
+/// A pool of MCP client sessions, shared by cheap clones.
+///
+/// ```no_run
+/// # mcp_harness::run(async {
+/// use mcp_harness::SessionPool;
+/// use mcp_harness::pool::AcquireRequest;
+/// let pool = SessionPool::builder().build();
+/// let req = AcquireRequest::http("http://127.0.0.1:4000/mcp").header("authorization", "Bearer t");
+/// {
+///     let session = pool.acquire(req.clone()).await?;   // a miss: creates the session
+///     session.ping().await?;
+/// }                                                      // dropped: released for reuse
+/// let again = pool.acquire(req).await?;                  // a hit
+/// assert_eq!(pool.metrics().hits, 1);
+/// # drop(again);
+/// pool.close_all().await;
+/// # Ok::<_, mcp_harness::Error>(()) });
+/// ```
+#[derive(Clone)]
+pub struct SessionPool {
+    inner: Arc<PoolInner>,
+}
+
+impl fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionPool")
+            .field("config", &self.inner.cfg)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+struct PoolInner {
+    cfg: PoolConfig,
+    state: Mutex<State>,
+    counters: Counters,
+    closed: AtomicBool,
+    generation: AtomicU64,
+    last_eviction: Mutex<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    keys: HashMap<PoolKey, KeyState>,
+    breakers: Breakers,
+    total_live: usize,
+    next_waiter: u64,
+}
+
+struct KeyState {
+    idle: VecDeque<Entry>,
+    busy: usize,
+    creating: usize,
+    waiters: VecDeque<(u64, oneshot::Sender<Grant>)>,
+    last_activity: Instant,
+}
+
+impl KeyState {
+    fn live(&self) -> usize {
+        self.idle.len() + self.busy + self.creating
+    }
+}
+
+struct Entry {
+    session: Session,
+    created: Instant,
+    last_used: Instant,
+    generation: u64,
+}
+
+/// What a waiter is handed: a session, or the right to create one.
+enum Grant {
+    Session(PooledSession),
+    Slot(SlotPermit),
+}
+
+/// The right to create one session for a key; dropping it unused frees the slot.
+struct SlotPermit {
+    pool: Arc<PoolInner>,
+    key: PoolKey,
+    trial: bool,
+    armed: bool,
+}
+
+impl Drop for SlotPermit {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut st = self.pool.lock();
+            if self.trial {
+                st.breakers.trial_abandoned(&self.key.url);
+            }
+            self.pool.free_slot(&mut st, &self.key);
+        }
+    }
+}
+
+/// A session acquired from the pool: dropping it releases it for reuse;
+/// [`discard`](Self::discard) closes it instead.
+///
+/// Derefs to [`Session`].
+pub struct PooledSession {
+    pool: Arc<PoolInner>,
+    key: PoolKey,
+    entry: Option<Entry>,
+    discard: bool,
+}
+
+impl fmt::Debug for PooledSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledSession").field("key", &self.key.to_string()).finish()
+    }
+}
+
+impl std::ops::Deref for PooledSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.entry.as_ref().expect("a PooledSession holds its entry until dropped").session
+    }
+}
+
+impl PooledSession {
+    /// The pool key this session belongs to.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
+    /// Closes this session instead of returning it to the pool.
+    pub fn discard(mut self) {
+        self.discard = true;
+    }
+
+    fn entry(&self) -> &Entry {
+        self.entry.as_ref().expect("a PooledSession holds its entry until dropped")
+    }
+}
+
+impl Drop for PooledSession {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.pool.release(&self.key, entry, self.discard);
+        }
+    }
+}
+
+impl PoolInner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A slot of `key` was freed (creation failed or abandoned, or a session closed): hand it to
+    /// the longest waiter as a right to create, else just count it free. Runs under the lock.
+    fn free_slot(self: &Arc<Self>, st: &mut State, key: &PoolKey) {
+        let Some(ks) = st.keys.get_mut(key) else { return };
+        ks.creating = ks.creating.saturating_sub(1);
+        st.total_live = st.total_live.saturating_sub(1);
+        self.offer_slot(st, key);
+    }
+
+    fn offer_slot(self: &Arc<Self>, st: &mut State, key: &PoolKey) {
+        if self.closed() {
+            return;
+        }
+        let State { keys, total_live, .. } = st;
+        let Some(ks) = keys.get_mut(key) else { return };
+        while let Some((_, tx)) = ks.waiters.pop_front() {
+            ks.creating += 1;
+            *total_live += 1;
+            let permit = SlotPermit { pool: self.clone(), key: key.clone(), trial: false, armed: true };
+            match tx.send(Grant::Slot(permit)) {
+                Ok(()) => return,
+                Err(grant) => {
+                    // The waiter is gone: take the slot back without re-locking.
+                    if let Grant::Slot(mut p) = grant {
+                        p.armed = false;
+                    }
+                    ks.creating -= 1;
+                    *total_live -= 1;
+                }
+            }
+        }
+    }
+
+    fn release(self: &Arc<Self>, key: &PoolKey, mut entry: Entry, discard: bool) {
+        let mut to_close = None;
+        {
+            let mut st = self.lock();
+            let generation = self.generation.load(Ordering::Acquire);
+            let Some(ks) = st.keys.get_mut(key) else {
+                to_close = Some(entry.session);
+                drop(st);
+                close_in_background(to_close, self.cfg.cleanup_timeout);
+                return;
+            };
+            ks.busy = ks.busy.saturating_sub(1);
+            ks.last_activity = Instant::now();
+            let expired = entry.created.elapsed() > self.cfg.session_ttl;
+            let dead = entry.session.is_closed();
+            if self.closed() || discard || dead || expired || entry.generation < generation {
+                if discard || dead || expired {
+                    bump(&self.counters.evictions);
+                }
+                st.total_live = st.total_live.saturating_sub(1);
+                to_close = Some(entry.session);
+                self.offer_slot(&mut st, key);
+            } else {
+                entry.last_used = Instant::now();
+                // Unlike the reference, a released session goes to the longest waiter at once.
+                let mut entry = Some(entry);
+                while let Some((_, tx)) = ks.waiters.pop_front() {
+                    ks.busy += 1;
+                    let ps = PooledSession { pool: self.clone(), key: key.clone(), entry: entry.take(), discard: false };
+                    match tx.send(Grant::Session(ps)) {
+                        Ok(()) => break,
+                        Err(grant) => {
+                            ks.busy -= 1;
+                            if let Grant::Session(mut ps) = grant {
+                                entry = ps.entry.take();
+                            }
+                        }
+                    }
+                }
+                if let Some(e) = entry {
+                    ks.idle.push_back(e);
+                }
+            }
+        }
+        close_in_background(to_close, self.cfg.cleanup_timeout);
+    }
+}
+
+fn close_in_background(session: Option<Session>, bound: Duration) {
+    if let Some(s) = session {
+        runtime::spawn(async move {
+            let _ = runtime::timeout(bound, s.shutdown()).await;
+        });
+    }
+}
+
+/// Errors after which a pooled session is not reused: its transport or protocol is broken.
+fn breaks_session(e: &Error) -> bool {
+    matches!(e, Error::Closed { .. } | Error::Protocol { .. } | Error::Unauthorized { .. })
+}
+
+enum Next {
+    Reuse(PooledSession),
+    Create(SlotPermit),
+    Wait(oneshot::Receiver<Grant>, u64),
+}
+
+impl SessionPool {
+    /// Starts configuring a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Acquires a session for `req`: an idle one of its key (validated first), a new one while
+    /// the key is under `max_sessions_per_key`, or the next one released (first come, first
+    /// served) within `acquire_timeout`.
+    ///
+    /// Fails fast with [`Error::PoolClosed`] or [`Error::CircuitOpen`]; with
+    /// [`Error::AcquireTimeout`] past the acquire timeout; with [`Error::CreateTimeout`] when
+    /// creating takes longer than the create timeout; with [`Error::Capacity`] past a soft cap.
+    pub async fn acquire(&self, req: AcquireRequest) -> Result<PooledSession> {
+        let pool = &self.inner;
+        if pool.closed() {
+            return Err(Error::PoolClosed);
+        }
+        let key = self.key_for(&req);
+        self.evict_if_due();
+        let deadline = Instant::now() + pool.cfg.acquire_timeout;
+        loop {
+            let next = {
+                let mut st = pool.lock();
+                if pool.closed() {
+                    return Err(Error::PoolClosed);
+                }
+                if !st.keys.contains_key(&key) {
+                    if let Some(cap) = pool.cfg.max_pool_keys
+                        && st.keys.len() >= cap
+                    {
+                        return Err(Error::Capacity { what: "pool keys".into(), limit: cap });
+                    }
+                    st.keys.insert(
+                        key.clone(),
+                        KeyState {
+                            idle: VecDeque::new(),
+                            busy: 0,
+                            creating: 0,
+                            waiters: VecDeque::new(),
+                            last_activity: Instant::now(),
+                        },
+                    );
+                }
+                let State { keys, breakers, next_waiter, total_live } = &mut *st;
+                let ks = keys.get_mut(&key).expect("inserted above");
+                ks.last_activity = Instant::now();
+                let needs_create = ks.idle.is_empty() && ks.live() < pool.cfg.max_sessions_per_key;
+                let permit = breakers.check(&key.url, needs_create)?;
+                if let Some(entry) = ks.idle.pop_front() {
+                    ks.busy += 1;
+                    Next::Reuse(PooledSession { pool: pool.clone(), key: key.clone(), entry: Some(entry), discard: false })
+                } else if ks.live() < pool.cfg.max_sessions_per_key {
+                    if let Some(cap) = pool.cfg.max_total_sessions
+                        && *total_live >= cap
+                    {
+                        if permit == Permit::Trial {
+                            breakers.trial_abandoned(&key.url);
+                        }
+                        return Err(Error::Capacity { what: "sessions".into(), limit: cap });
+                    }
+                    ks.creating += 1;
+                    *total_live += 1;
+                    Next::Create(SlotPermit { pool: pool.clone(), key: key.clone(), trial: permit == Permit::Trial, armed: true })
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    *next_waiter += 1;
+                    let id = *next_waiter;
+                    ks.waiters.push_back((id, tx));
+                    Next::Wait(rx, id)
+                }
+            };
+            match next {
+                Next::Reuse(ps) => match self.validate(&ps).await {
+                    Ok(()) => {
+                        bump(&pool.counters.hits);
+                        return Ok(ps);
+                    }
+                    Err(reason) => {
+                        tracing::debug!(key = %key, %reason, "discarding an invalid pooled session");
+                        ps.discard();
+                    }
+                },
+                Next::Create(slot) => return self.create(&req, slot).await,
+                Next::Wait(rx, id) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match runtime::timeout(left, rx).await {
+                        Ok(Ok(Grant::Session(ps))) => match self.validate(&ps).await {
+                            Ok(()) => {
+                                bump(&pool.counters.hits);
+                                return Ok(ps);
+                            }
+                            Err(reason) => {
+                                tracing::debug!(key = %key, %reason, "discarding an invalid pooled session");
+                                ps.discard();
+                            }
+                        },
+                        Ok(Ok(Grant::Slot(mut slot))) => {
+                            let permit = pool.lock().breakers.check(&key.url, true)?;
+                            slot.trial = permit == Permit::Trial;
+                            return self.create(&req, slot).await;
+                        }
+                        Ok(Err(_)) => return Err(Error::PoolClosed),
+                        Err(_) => {
+                            let mut st = pool.lock();
+                            if let Some(ks) = st.keys.get_mut(&key) {
+                                ks.waiters.retain(|(w, _)| *w != id);
+                            }
+                            return Err(Error::AcquireTimeout {
+                                key: key.to_string(),
+                                after: pool.cfg.acquire_timeout,
+                                max: pool.cfg.max_sessions_per_key,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The key `req` maps to (computes the identity hash once).
+    fn key_for(&self, req: &AcquireRequest) -> PoolKey {
+        let (identity_hash, anonymous) = self.inner.cfg.rules.identity_hash(&req.headers);
+        if anonymous {
+            bump(&self.inner.counters.anonymous_identity_count);
+        }
+        let (url, transport) = req.url_and_transport();
+        PoolKey {
+            user_hash: identity::user_hash(req.user.as_deref()),
+            url,
+            identity_hash,
+            transport,
+            gateway_id: req.gateway_id.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The pool key `req` would use (for tests and logs).
+    pub fn key_of(&self, req: &AcquireRequest) -> PoolKey {
+        let (identity_hash, _) = self.inner.cfg.rules.identity_hash(&req.headers);
+        let (url, transport) = req.url_and_transport();
+        PoolKey {
+            user_hash: identity::user_hash(req.user.as_deref()),
+            url,
+            identity_hash,
+            transport,
+            gateway_id: req.gateway_id.clone().unwrap_or_default(),
+        }
+    }
+
+    async fn create(&self, req: &AcquireRequest, mut slot: SlotPermit) -> Result<PooledSession> {
+        let pool = &self.inner;
+        let cfg = &pool.cfg;
+        let builder = session_builder(cfg, req, &slot.key)?;
+        let url = slot.key.url.clone();
+        let outcome = runtime::timeout(cfg.create_timeout, builder.connect()).await;
+        match outcome {
+            Ok(Ok(session)) => {
+                let mut st = pool.lock();
+                st.breakers.success(&url);
+                if let Some(ks) = st.keys.get_mut(&slot.key) {
+                    ks.creating = ks.creating.saturating_sub(1);
+                    ks.busy += 1;
+                }
+                slot.armed = false;
+                drop(st);
+                bump(&pool.counters.misses);
+                let now = Instant::now();
+                Ok(PooledSession {
+                    pool: pool.clone(),
+                    key: slot.key.clone(),
+                    entry: Some(Entry { session, created: now, last_used: now, generation: pool.generation.load(Ordering::Acquire) }),
+                    discard: false,
+                })
+            }
+            Ok(Err(e)) => {
+                self.creation_failed(&mut slot);
+                drop(slot);
+                Err(e)
+            }
+            Err(_) => {
+                self.creation_failed(&mut slot);
+                drop(slot);
+                Err(Error::CreateTimeout { url: identity::safe_url(&url), after: cfg.create_timeout })
+            }
+        }
+    }
+
+    fn creation_failed(&self, slot: &mut SlotPermit) {
+        let pool = &self.inner;
+        let tripped = pool.lock().breakers.failure(&slot.key.url, pool.cfg.circuit_breaker_threshold, pool.cfg.circuit_breaker_reset);
+        // The failure is recorded: dropping the permit only frees the slot.
+        slot.trial = false;
+        if tripped {
+            bump(&pool.counters.circuit_breaker_trips);
+            tracing::warn!(url = %identity::safe_url(&slot.key.url), "circuit breaker opened");
+        }
+    }
+
+    /// Whether an idle session may be reused: open, within its TTL, and healthy if it was idle
+    /// long enough to need a check.
+    async fn validate(&self, ps: &PooledSession) -> std::result::Result<(), String> {
+        let cfg = &self.inner.cfg;
+        let entry = ps.entry();
+        if entry.session.is_closed() {
+            return Err("the session is closed".into());
+        }
+        if entry.created.elapsed() > cfg.session_ttl {
+            return Err("the session outlived its TTL".into());
+        }
+        if entry.last_used.elapsed() < cfg.health_check_interval {
+            return Ok(());
+        }
+        let healthy = self.health_check(&entry.session).await;
+        if let Err(reason) = &healthy {
+            bump(&self.inner.counters.health_check_failures);
+            tracing::debug!(%reason, "health check failed");
+        }
+        healthy
+    }
+
+    async fn health_check(&self, s: &Session) -> std::result::Result<(), String> {
+        let cfg = &self.inner.cfg;
+        let bound = cfg.health_check_timeout;
+        let mut verdict = Err("every health check answered \"method not found\"".to_owned());
+        for method in &cfg.health_checks {
+            let result = match method {
+                HealthCheck::Skip => {
+                    verdict = Ok(());
+                    break;
+                }
+                HealthCheck::Ping => runtime::timeout(bound, s.ping()).await,
+                HealthCheck::ListTools => runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await,
+                HealthCheck::ListPrompts => runtime::timeout(bound, async { s.list_prompts().await.map(drop) }).await,
+                HealthCheck::ListResources => runtime::timeout(bound, async { s.list_resources().await.map(drop) }).await,
+            };
+            match result {
+                Ok(Ok(())) => {
+                    verdict = Ok(());
+                    break;
+                }
+                Ok(Err(e)) if e.mcp_code() == Some(-32601) => continue,
+                Ok(Err(e)) => return Err(format!("{method:?} failed: {e}")),
+                // Unlike the reference, a health check that times out is unhealthy.
+                Err(_) => return Err(format!("{method:?} got no answer within {bound:?}")),
+            }
+        }
+        verdict?;
+        if cfg.list_tools_probe {
+            match runtime::timeout(bound, s.list_tools()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("list_tools probe failed: {e}")),
+                Err(_) => return Err(format!("list_tools probe got no answer within {bound:?}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Acquires, runs `body`, and releases; a body that fails with a transport or protocol
+    /// error discards the session (a tool result with `isError: true` is an `Ok` and does not).
+    pub async fn with_session<T, F, Fut>(&self, req: AcquireRequest, body: F) -> Result<T>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let ps = self.acquire(req).await?;
+        let result = body((*ps).clone()).await;
+        if let Err(e) = &result
+            && breaks_session(e)
+        {
+            ps.discard();
+        }
+        result
+    }
+
+    /// Calls a tool through a pooled session (see [`with_session`](Self::with_session)).
+    pub async fn call_tool(
+        &self,
+        req: AcquireRequest,
+        name: &str,
+        arguments: serde_json::Value,
+    ) -> Result<rmcp::model::CallToolResult> {
+        self.with_session(req, |s| async move { s.call_tool(name, arguments).await }).await
+    }
+
+    fn evict_if_due(&self) {
+        let due = {
+            let mut last = self.inner.last_eviction.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= self.inner.cfg.reaper_interval {
+                *last = Instant::now();
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            evict_idle(&self.inner);
+        }
+    }
+
+    /// How many acquires are waiting for a session of `req`'s key.
+    pub fn waiting(&self, req: &AcquireRequest) -> usize {
+        let key = self.key_of(req);
+        self.inner.lock().keys.get(&key).map_or(0, |ks| ks.waiters.len())
+    }
+
+    /// Runs idle-key eviction and reaping now (the background reaper does it every
+    /// `reaper_interval`).
+    pub fn evict_idle(&self) {
+        evict_idle(&self.inner);
+    }
+
+    /// A snapshot of the metrics.
+    pub fn metrics(&self) -> PoolMetrics {
+        let [hits, misses, evictions, health_check_failures, circuit_breaker_trips, pool_keys_evicted, sessions_reaped, anonymous_identity_count] =
+            self.inner.counters.load();
+        let st = self.inner.lock();
+        let pools = st
+            .keys
+            .iter()
+            .map(|(k, ks)| {
+                (k.to_string(), KeyMetrics { available: ks.idle.len(), active: ks.busy + ks.creating, max: self.inner.cfg.max_sessions_per_key })
+            })
+            .collect();
+        PoolMetrics {
+            hits,
+            misses,
+            hit_rate: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            evictions,
+            health_check_failures,
+            circuit_breaker_trips,
+            pool_keys_evicted,
+            sessions_reaped,
+            anonymous_identity_count,
+            pool_key_count: st.keys.len(),
+            total_active_sessions: st.total_live,
+            session_affinity: AffinityMetrics::default(),
+            pools,
+            circuit_breakers: st.breakers.snapshot(),
+        }
+    }
+
+    /// Closes every session within `cleanup_timeout` overall; afterwards every acquire fails
+    /// with [`Error::PoolClosed`]. Busy sessions are closed when released.
+    pub async fn close_all(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let sessions = self.take_idle_sessions(true);
+        self.close_sessions(sessions).await;
+    }
+
+    /// Closes every idle session (and busy ones when released) but keeps the pool usable, for
+    /// example after rotating credentials.
+    pub async fn drain(&self) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        let sessions = self.take_idle_sessions(false);
+        self.close_sessions(sessions).await;
+    }
+
+    fn take_idle_sessions(&self, drop_waiters: bool) -> Vec<Session> {
+        let mut st = self.inner.lock();
+        let mut out = Vec::new();
+        for ks in st.keys.values_mut() {
+            out.extend(ks.idle.drain(..).map(|e| e.session));
+            if drop_waiters {
+                ks.waiters.clear();
+            }
+        }
+        st.total_live = st.total_live.saturating_sub(out.len());
+        out
+    }
+
+    async fn close_sessions(&self, sessions: Vec<Session>) {
+        let bound = self.inner.cfg.cleanup_timeout;
+        let all = futures::future::join_all(sessions.iter().map(|s| s.shutdown()));
+        if runtime::timeout(bound, all).await.is_err() {
+            tracing::warn!(count = sessions.len(), "closing pooled sessions exceeded {bound:?}; aborting their owners");
+            for s in &sessions {
+                s.abort_owner();
+            }
+        }
+    }
+}
+
+fn session_builder(cfg: &PoolConfig, req: &AcquireRequest, key: &PoolKey) -> Result<SessionBuilder> {
+    let target = match &req.target {
+        PoolTarget::Stdio(spec) => Target::Stdio(spec.clone()),
+        PoolTarget::Url(url, Transport::StreamableHttp) => Target::Http(url.clone()),
+        PoolTarget::Url(_, other) => {
+            return Err(Error::Invalid {
+                what: format!("pool transport `{other}`"),
+                reason: "the pool connects over streamable_http or stdio".into(),
+            });
+        }
+    };
+    let mut b = Session::builder(target)
+        .name(format!("pool:{}", &key.identity_hash[..key.identity_hash.len().min(8)]))
+        .connect_attempts(1)
+        // The pool's create_timeout bounds the whole creation; this inner bound only backs it up.
+        .init_timeout(cfg.create_timeout + Duration::from_secs(1))
+        .request_timeout(cfg.request_timeout)
+        .close_timeout(cfg.cleanup_timeout);
+    for (name, value) in &req.headers {
+        if !forwarded_upstream(name.as_str()) {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            b = b.header(name.as_str(), v);
+        }
+    }
+    Ok(b)
+}
+
+/// Whether a caller's header goes upstream: session ids never do (the pool owns the upstream
+/// session), nor headers the HTTP transport sets itself.
+fn forwarded_upstream(name: &str) -> bool {
+    !matches!(
+        name,
+        "x-mcp-session-id"
+            | "mcp-session-id"
+            | "host"
+            | "content-length"
+            | "content-type"
+            | "accept"
+            | "connection"
+            | "transfer-encoding"
+            | "mcp-protocol-version"
+            | "last-event-id"
+    )
+}
+
+fn evict_idle(pool: &Arc<PoolInner>) {
+    let cfg = &pool.cfg;
+    let mut to_close = Vec::new();
+    {
+        let mut st = pool.lock();
+        let mut evicted_keys = Vec::new();
+        let mut reaped = 0usize;
+        for (key, ks) in st.keys.iter_mut() {
+            let key_idle = ks.busy == 0 && ks.creating == 0 && ks.waiters.is_empty() && ks.last_activity.elapsed() >= cfg.idle_pool_eviction;
+            if key_idle {
+                reaped += ks.idle.len();
+                to_close.extend(ks.idle.drain(..).map(|e| e.session));
+                evicted_keys.push(key.clone());
+                continue;
+            }
+            let before = ks.idle.len();
+            let mut keep = VecDeque::with_capacity(before);
+            for e in ks.idle.drain(..) {
+                if e.created.elapsed() > cfg.session_ttl || e.last_used.elapsed() >= cfg.idle_pool_eviction {
+                    to_close.push(e.session);
+                } else {
+                    keep.push_back(e);
+                }
+            }
+            reaped += before - keep.len();
+            ks.idle = keep;
+        }
+        for k in &evicted_keys {
+            st.keys.remove(k);
+        }
+        st.total_live = st.total_live.saturating_sub(reaped);
+        pool.counters.sessions_reaped.fetch_add(reaped as u64, Ordering::Relaxed);
+        pool.counters.pool_keys_evicted.fetch_add(evicted_keys.len() as u64, Ordering::Relaxed);
+    }
+    for s in to_close {
+        close_in_background(Some(s), cfg.cleanup_timeout);
+    }
+}
+
+fn spawn_reaper(pool: Weak<PoolInner>) {
+    let interval = match pool.upgrade() {
+        Some(p) => p.cfg.reaper_interval,
+        None => return,
+    };
+    runtime::spawn(async move {
+        loop {
+            runtime::sleep(interval).await;
+            let Some(p) = pool.upgrade() else { return };
+            if p.closed() {
+                return;
+            }
+            *p.last_eviction.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            evict_idle(&p);
+        }
+    });
+}

@@ -1,0 +1,668 @@
+//! The session pool against real bundled servers (`../shared/POOL.md`), one test per behaviour.
+//! Each test starts its own server so that server-side counts belong to it alone.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mcp_harness::pool::{AcquireRequest, HealthCheck, IdentityExtractor, JwtSubjectExtractor};
+use mcp_harness::{
+    Bundled, BundledAuth, BundledServer, Error, Server, ServerSpec, Session, SessionPool, Transport,
+};
+use serde_json::{Value, json};
+
+use crate::support::{call_json, eventually};
+
+async fn server() -> Server {
+    Server::start(ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp))
+        .await
+        .expect("fast-test over http")
+}
+
+async fn jwt_server() -> Server {
+    let spec = BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)
+        .auth(BundledAuth::Jwt(mcp_harness_fixtures::jwt_secret().clone()))
+        .spec();
+    Server::start(spec).await.expect("fast-test with JWT auth")
+}
+
+fn bearer(token: &mcp_harness::Secret) -> String {
+    format!("Bearer {}", token.expose())
+}
+
+/// Initializations the server saw from pooled sessions (their client names start with `pool:`).
+async fn pooled_initializations(server: &Server) -> u64 {
+    let probe = Session::builder(server).name("stats-probe").connect().await.unwrap();
+    let stats = call_json(&probe, "stats", json!({})).await;
+    stats["initializations_by_client"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("pool:"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum()
+}
+
+async fn pooled_json(pool: &SessionPool, req: AcquireRequest, tool: &str) -> Value {
+    let r = pool.call_tool(req, tool, json!({})).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    serde_json::from_str(&mcp_harness::tool_text(&r)).unwrap()
+}
+
+async fn pooled_text(pool: &SessionPool, req: AcquireRequest, tool: &str, args: Value) -> String {
+    let r = pool.call_tool(req, tool, args).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    mcp_harness::tool_text(&r)
+}
+
+// ---- 1. reuse -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sequential_calls_reuse_one_upstream_session() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::http(server.url()).header("authorization", "Bearer one");
+    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await, "a");
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "b"})).await, "b");
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses), (1, 1));
+    assert_eq!(m.hit_rate, 0.5);
+    assert_eq!(pooled_initializations(&server).await, 1, "one upstream initialize");
+}
+
+// ---- 2. identity isolation --------------------------------------------------------------------
+
+#[tokio::test]
+async fn different_credentials_tenants_users_and_gateways_get_separate_sessions() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let base = AcquireRequest::http(server.url()).header("authorization", "Bearer alice");
+    let variants = [
+        ("base", base.clone()),
+        ("other authorization", AcquireRequest::http(server.url()).header("authorization", "Bearer bob")),
+        ("tenant", base.clone().header("x-tenant-id", "acme")),
+        ("user", base.clone().user("carol@example.com")),
+        ("gateway", base.clone().gateway("gw-2")),
+    ];
+    let mut session_ids = BTreeSet::new();
+    for (what, req) in &variants {
+        let who = pooled_json(&pool, req.clone(), "whoami").await;
+        assert!(session_ids.insert(who["session_id"].to_string()), "{what} shared a session");
+        assert_eq!(pooled_text(&pool, req.clone(), "counter", json!({})).await, "1", "{what}: fresh counter");
+    }
+    assert_eq!(pool.metrics().pool_key_count, variants.len());
+    assert_eq!(pooled_initializations(&server).await, variants.len() as u64);
+}
+
+#[tokio::test]
+async fn header_name_case_is_ignored_and_values_are_not() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let lower = AcquireRequest::http(server.url()).header("x-tenant-id", "acme");
+    let upper = AcquireRequest::http(server.url()).header("X-Tenant-ID", "acme");
+    let other_case_value = AcquireRequest::http(server.url()).header("x-tenant-id", "ACME");
+    assert_eq!(pool.key_of(&lower), pool.key_of(&upper));
+    assert_ne!(pool.key_of(&lower), pool.key_of(&other_case_value));
+    assert_eq!(pooled_text(&pool, lower, "counter", json!({})).await, "1");
+    assert_eq!(pooled_text(&pool, upper, "counter", json!({})).await, "2", "same session");
+}
+
+#[tokio::test]
+async fn rotating_jwts_of_one_user_share_a_session_with_the_jwt_extractor() {
+    let server = jwt_server().await;
+    let pool = SessionPool::builder().identity_extractor(JwtSubjectExtractor).build();
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let token = mcp_harness_fixtures::token_for("alice");
+        let req = AcquireRequest::http(server.url()).header("authorization", &bearer(&token));
+        counts.push(pooled_text(&pool, req, "counter", json!({})).await);
+    }
+    assert_eq!(counts, ["1", "2", "3"], "one upstream session for three tokens of alice");
+    let bob = AcquireRequest::http(server.url()).header("authorization", &bearer(&mcp_harness_fixtures::token_for("bob")));
+    assert_eq!(pooled_json(&pool, bob.clone(), "whoami").await["subject"], "bob");
+    assert_eq!(pooled_text(&pool, bob, "counter", json!({})).await, "1", "bob never gets alice's session");
+}
+
+struct FailingExtractor;
+impl IdentityExtractor for FailingExtractor {
+    fn extract(&self, _: &http::HeaderMap) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+        Err("identity service unavailable".into())
+    }
+}
+
+#[tokio::test]
+async fn failing_extractor_falls_back_to_header_hashing() {
+    let server = server().await;
+    let pool = SessionPool::builder().identity_extractor(FailingExtractor).build();
+    let a = AcquireRequest::http(server.url()).header("authorization", "Bearer a");
+    let b = AcquireRequest::http(server.url()).header("authorization", "Bearer b");
+    assert_ne!(pool.key_of(&a), pool.key_of(&b), "headers still separate identities");
+    assert_eq!(pooled_text(&pool, a, "echo", json!({"text": "ok"})).await, "ok");
+    assert_eq!(pooled_text(&pool, b, "echo", json!({"text": "ok"})).await, "ok");
+}
+
+// ---- 3. anonymous bucket, transport isolation ------------------------------------------------
+
+#[tokio::test]
+async fn requests_without_identity_share_the_anonymous_bucket_and_are_counted() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let bare = AcquireRequest::http(server.url());
+    let irrelevant = AcquireRequest::http(server.url()).header("x-request-id", "123");
+    assert_eq!(pool.key_of(&bare).identity_hash, "anonymous");
+    assert_eq!(pool.key_of(&irrelevant).identity_hash, "anonymous");
+    assert_eq!(pooled_text(&pool, bare, "counter", json!({})).await, "1");
+    assert_eq!(pooled_text(&pool, irrelevant, "counter", json!({})).await, "2");
+    assert_eq!(pool.metrics().anonymous_identity_count, 2);
+}
+
+#[test]
+fn same_url_over_sse_and_streamable_http_gives_two_keys() {
+    let pool = SessionPool::builder().build();
+    let url = "http://127.0.0.1:9/mcp";
+    let http = pool.key_of(&AcquireRequest::url(url, Transport::StreamableHttp));
+    let sse = pool.key_of(&AcquireRequest::url(url, Transport::Sse));
+    assert_ne!(http, sse);
+    assert_eq!(http.transport.to_string(), "streamable_http");
+    assert_eq!(sse.transport.to_string(), "sse");
+}
+
+// ---- 4. session id headers ------------------------------------------------------------------
+
+#[tokio::test]
+async fn session_id_headers_never_reach_the_server_and_authorization_does() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::http(server.url())
+        .header("authorization", "Bearer tok")
+        .header("x-mcp-session-id", "downstream-1")
+        .header("mcp-session-id", "downstream-2")
+        .header("x-tenant-id", "acme");
+    let who = pooled_json(&pool, req, "whoami").await;
+    let headers = who["headers"].as_object().unwrap();
+    assert!(!headers.contains_key("x-mcp-session-id"), "{headers:?}");
+    assert_ne!(who["session_id"], "downstream-2", "the upstream session id is the pool's own");
+    assert!(headers.contains_key("authorization"), "{headers:?}");
+    assert_eq!(headers["x-tenant-id"], "acme");
+}
+
+// ---- 5./6. stale and killed servers ----------------------------------------------------------
+
+#[tokio::test]
+async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds() {
+    let server = server().await;
+    let pool = SessionPool::builder().health_check_interval(Duration::ZERO).build();
+    let req = AcquireRequest::http(server.url());
+    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "before"})).await, "before");
+    server.restart().await.unwrap();
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "after"})).await, "after");
+    let m = pool.metrics();
+    assert_eq!(m.evictions, 1, "the stale session was discarded");
+    assert_eq!(m.health_check_failures, 1);
+    assert_eq!(m.misses, 2, "and recreated");
+}
+
+#[tokio::test]
+async fn server_killed_mid_call_fails_only_that_call_then_recovers() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::http(server.url());
+    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await, "warm");
+    let in_flight = {
+        let (pool, req) = (pool.clone(), req.clone());
+        tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
+    };
+    server.kill().await.unwrap();
+    let err = in_flight.await.unwrap().expect_err("the server died under the call");
+    assert!(matches!(err, Error::Closed { .. }), "typed: {err:?}");
+    server.restart().await.unwrap();
+    for i in 0..3 {
+        let text = format!("after-{i}");
+        assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": text})).await, text);
+    }
+    let m = pool.metrics();
+    assert_eq!(m.evictions, 1, "only the broken session was discarded");
+    assert_eq!(m.misses, 2);
+}
+
+// ---- 7./8. cancellation ----------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_storm_leaves_no_failure_and_no_busy_slot() {
+    let server = server().await;
+    let pool = SessionPool::builder().max_sessions_per_key(50).build();
+    let req = AcquireRequest::http(server.url());
+    let mut tasks = Vec::new();
+    for i in 0..1000u64 {
+        let (pool, req) = (pool.clone(), req.clone());
+        // Every tenth caller gives up at a pseudo-random point (0-60 ms): before acquiring,
+        // while waiting, or mid-call.
+        let cancel_after = (i % 10 == 0).then(|| Duration::from_millis((i * 7919) % 60));
+        tasks.push(tokio::spawn(async move {
+            let call = pool.call_tool(req, "sleep", json!({"ms": 50}));
+            match cancel_after {
+                Some(d) => {
+                    let _ = tokio::time::timeout(d, call).await;
+                    None
+                }
+                None => Some(call.await),
+            }
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Some(Err(e)) = t.await.unwrap() {
+            failures.push(e.to_string());
+        }
+    }
+    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    let m = eventually("every session to be idle", Duration::from_secs(5), || async {
+        let m = pool.metrics();
+        m.pools.values().all(|k| k.active == 0).then_some(m)
+    })
+    .await;
+    let key = m.pools.values().next().unwrap();
+    assert_eq!(key.available, m.total_active_sessions, "every live session is idle");
+    assert!(m.total_active_sessions <= 50);
+}
+
+#[tokio::test]
+async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds() {
+    let server = server().await;
+    let pool = SessionPool::builder().max_sessions_per_key(1).acquire_timeout(Duration::from_secs(2)).build();
+    let req = AcquireRequest::http(server.url());
+    let slow = pool.call_tool(req.clone(), "sleep", json!({"ms": 5000}));
+    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err());
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "next"})).await, "next");
+    let m = pool.metrics();
+    assert_eq!(m.misses, 1, "the one session was reused");
+    assert!(m.pools.values().all(|k| k.active == 0));
+}
+
+// ---- 9. circuit breaker ----------------------------------------------------------------------
+
+fn dead_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
+#[tokio::test]
+async fn circuit_opens_at_the_threshold_and_fails_fast_even_with_an_idle_session() {
+    let server = server().await;
+    let pool = SessionPool::builder()
+        .circuit_breaker_threshold(3)
+        .circuit_breaker_reset(Duration::from_secs(60))
+        .build();
+    let idle_key = AcquireRequest::http(server.url()).header("authorization", "Bearer idle");
+    drop(pool.acquire(idle_key.clone()).await.unwrap());
+    server.kill().await.unwrap();
+    let other = AcquireRequest::http(server.url()).header("authorization", "Bearer other");
+    for _ in 0..3 {
+        let err = pool.acquire(other.clone()).await.expect_err("server down");
+        assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    }
+    let started = Instant::now();
+    let err = pool.acquire(idle_key).await.expect_err("circuit open");
+    assert!(matches!(err, Error::CircuitOpen { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "fails fast");
+    let m = pool.metrics();
+    assert_eq!(m.circuit_breaker_trips, 1);
+    let cb = m.circuit_breakers.values().next().unwrap();
+    assert_eq!((cb.state.as_str(), cb.failures), ("open", 3));
+    assert!(cb.open_until.is_some());
+}
+
+#[tokio::test]
+async fn half_open_after_reset_one_success_closes_one_failure_reopens() {
+    let url = dead_url();
+    let pool = SessionPool::builder()
+        .circuit_breaker_threshold(2)
+        .circuit_breaker_reset(Duration::from_millis(200))
+        .build();
+    let req = AcquireRequest::http(url.clone());
+    for _ in 0..2 {
+        assert!(matches!(pool.acquire(req.clone()).await, Err(Error::Connect { .. })));
+    }
+    assert!(matches!(pool.acquire(req.clone()).await, Err(Error::CircuitOpen { .. })));
+    // After the reset period the trial creation runs (and fails): the circuit re-opens at once.
+    let trial = eventually("the half-open trial", Duration::from_secs(5), || async {
+        match pool.acquire(req.clone()).await {
+            Err(Error::CircuitOpen { .. }) => None,
+            other => Some(other),
+        }
+    })
+    .await;
+    assert!(matches!(trial, Err(Error::Connect { .. })), "{trial:?}");
+    assert!(matches!(pool.acquire(req.clone()).await, Err(Error::CircuitOpen { .. })));
+    assert_eq!(pool.metrics().circuit_breaker_trips, 2);
+
+    // A server comes up at that address: the next trial succeeds and closes the circuit.
+    let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches("/mcp").parse().unwrap();
+    let spec = ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp);
+    let server = Server::start_on_port(spec, port).await.expect("fast-test on the dead url's port");
+    let ok = eventually("a successful trial", Duration::from_secs(5), || async {
+        match pool.acquire(req.clone()).await {
+            Ok(s) => Some(s),
+            Err(Error::CircuitOpen { .. }) => None,
+            Err(e) => panic!("the trial should succeed: {e}"),
+        }
+    })
+    .await;
+    drop(ok);
+    let m = pool.metrics();
+    let cb = m.circuit_breakers.values().next().unwrap();
+    assert_eq!((cb.state.as_str(), cb.failures), ("closed", 0));
+    drop(server);
+}
+
+#[tokio::test]
+async fn cancelled_creations_never_count_as_failures() {
+    let server = server().await;
+    server.pause().unwrap();
+    let pool = SessionPool::builder().circuit_breaker_threshold(1).build();
+    let req = AcquireRequest::http(server.url());
+    for _ in 0..3 {
+        assert!(tokio::time::timeout(Duration::from_millis(50), pool.acquire(req.clone())).await.is_err());
+    }
+    server.resume().unwrap();
+    let m = pool.metrics();
+    assert_eq!(m.circuit_breaker_trips, 0);
+    assert!(m.circuit_breakers.values().all(|c| c.failures == 0), "{:?}", m.circuit_breakers);
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "fine"})).await, "fine");
+}
+
+// ---- 10. create timeout ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn slow_initialize_beyond_create_timeout_is_typed_and_frees_the_slot() {
+    let server = server().await;
+    server.pause().unwrap();
+    let pool = SessionPool::builder()
+        .max_sessions_per_key(1)
+        .create_timeout(Duration::from_millis(200))
+        .build();
+    let req = AcquireRequest::http(server.url());
+    let err = pool.acquire(req.clone()).await.expect_err("paused server");
+    assert!(matches!(err, Error::CreateTimeout { .. }), "{err:?}");
+    let m = pool.metrics();
+    assert_eq!(m.total_active_sessions, 0, "nothing leaked");
+    assert!(m.pools.values().all(|k| k.active == 0 && k.available == 0));
+    server.resume().unwrap();
+    // The only slot is free again.
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "ok"})).await, "ok");
+}
+
+// ---- 11. capacity ----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back() {
+    let server = server().await;
+    let pool = SessionPool::builder().max_sessions_per_key(2).build();
+    let req = AcquireRequest::http(server.url());
+    let first = pool.acquire(req.clone()).await.unwrap();
+    let second = pool.acquire(req.clone()).await.unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for i in 0..4 {
+        let (pool2, req2, order) = (pool.clone(), req.clone(), order.clone());
+        waiters.push(tokio::spawn(async move {
+            let s = pool2.acquire(req2).await.unwrap();
+            order.lock().unwrap().push(i);
+            s.ping().await.unwrap();
+            s
+        }));
+        // Register waiters one at a time so their arrival order is known.
+        let expected = i + 1;
+        eventually("the waiter to queue", Duration::from_secs(5), || async { (pool.waiting(&req) == expected).then_some(()) }).await;
+    }
+    drop(first);
+    let a = waiters.remove(0).await.unwrap();
+    drop(second);
+    let b = waiters.remove(0).await.unwrap();
+    drop(a);
+    let c = waiters.remove(0).await.unwrap();
+    drop(b);
+    let d = waiters.remove(0).await.unwrap();
+    drop((c, d));
+    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    assert_eq!(pool.metrics().misses, 2, "released sessions were handed over, not recreated");
+}
+
+#[tokio::test]
+async fn waiting_past_acquire_timeout_is_a_typed_timeout() {
+    let server = server().await;
+    let pool = SessionPool::builder().max_sessions_per_key(1).acquire_timeout(Duration::from_millis(200)).build();
+    let req = AcquireRequest::http(server.url());
+    let held = pool.acquire(req.clone()).await.unwrap();
+    let err = pool.acquire(req.clone()).await.expect_err("the only session is busy");
+    assert!(matches!(err, Error::AcquireTimeout { max: 1, .. }), "{err:?}");
+    assert_eq!(pool.waiting(&req), 0, "the timed-out waiter left the queue");
+    drop(held);
+    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "ok"})).await, "ok");
+    assert_eq!(pool.metrics().circuit_breaker_trips, 0, "timeouts are not circuit failures");
+}
+
+// ---- 12. TTL and health ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn sessions_past_their_ttl_are_replaced() {
+    let server = server().await;
+    let pool = SessionPool::builder().session_ttl(Duration::from_millis(50)).build();
+    let req = AcquireRequest::http(server.url());
+    eventually("a session to expire", Duration::from_secs(5), || async {
+        assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "x"})).await, "x");
+        (pool.metrics().evictions >= 1).then_some(())
+    })
+    .await;
+    assert!(pool.metrics().misses >= 2, "an expired session is recreated");
+}
+
+#[tokio::test]
+async fn method_not_found_moves_to_the_next_health_check() {
+    // fast-time has no prompts: prompts/list answers -32601, then tools/list succeeds.
+    let server = Server::start(ServerSpec::bundled(Bundled::FastTime, Transport::StreamableHttp)).await.unwrap();
+    let probe = Session::connect(&server).await.unwrap();
+    let err = probe.list_prompts().await.expect_err("fast-time has no prompts");
+    assert_eq!(err.mcp_code(), Some(-32601), "{err}");
+    let pool = SessionPool::builder()
+        .health_check_interval(Duration::ZERO)
+        .health_checks([HealthCheck::ListPrompts, HealthCheck::ListTools])
+        .build();
+    let req = AcquireRequest::http(server.url());
+    drop(pool.acquire(req.clone()).await.unwrap());
+    drop(pool.acquire(req.clone()).await.unwrap());
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.health_check_failures), (1, 0));
+
+    // A chain of only "method not found" answers is not a healthy verdict.
+    let strict = SessionPool::builder()
+        .health_check_interval(Duration::ZERO)
+        .health_checks([HealthCheck::ListPrompts])
+        .build();
+    drop(strict.acquire(req.clone()).await.unwrap());
+    drop(strict.acquire(req).await.unwrap());
+    assert_eq!(strict.metrics().health_check_failures, 1);
+}
+
+#[tokio::test]
+async fn hung_server_is_unhealthy_at_the_health_timeout() {
+    let server = server().await;
+    let pool = SessionPool::builder()
+        .health_check_interval(Duration::ZERO)
+        .health_check_timeout(Duration::from_millis(200))
+        .create_timeout(Duration::from_millis(300))
+        .build();
+    let req = AcquireRequest::http(server.url());
+    drop(pool.acquire(req.clone()).await.unwrap());
+    server.pause().unwrap();
+    let started = Instant::now();
+    let err = pool.acquire(req).await.expect_err("hung");
+    assert!(matches!(err, Error::CreateTimeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let m = pool.metrics();
+    assert_eq!(m.health_check_failures, 1, "the timeout made the session unhealthy");
+    assert_eq!(m.evictions, 1);
+    server.resume().unwrap();
+}
+
+// ---- 13. idle keys ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn background_reaper_evicts_idle_keys_without_any_acquire() {
+    let server = server().await;
+    let pool = SessionPool::builder()
+        .idle_pool_eviction(Duration::from_millis(100))
+        .reaper_interval(Duration::from_millis(20))
+        .build();
+    drop(pool.acquire(AcquireRequest::http(server.url())).await.unwrap());
+    assert_eq!(pool.metrics().pool_key_count, 1);
+    let m = eventually("the reaper to evict the key", Duration::from_secs(5), || async {
+        let m = pool.metrics();
+        (m.pool_key_count == 0).then_some(m)
+    })
+    .await;
+    assert_eq!((m.pool_keys_evicted, m.sessions_reaped, m.total_active_sessions), (1, 1, 0));
+}
+
+// ---- 14. lifecycle ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires() {
+    let server = server().await;
+    let pool = SessionPool::builder().cleanup_timeout(Duration::from_millis(300)).build();
+    let req = AcquireRequest::http(server.url());
+    let held: Vec<_> = futures::future::join_all((0..5).map(|_| pool.acquire(req.clone()))).await;
+    drop(held);
+    server.pause().unwrap();
+    let started = Instant::now();
+    pool.close_all().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "close_all took {took:?}");
+    let err = pool.acquire(req).await.expect_err("closed");
+    assert!(matches!(err, Error::PoolClosed));
+    assert!(err.to_string().contains("pool is closed"));
+    server.resume().unwrap();
+}
+
+#[tokio::test]
+async fn drain_closes_sessions_but_keeps_the_pool_usable() {
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::http(server.url());
+    assert_eq!(pooled_text(&pool, req.clone(), "counter", json!({})).await, "1");
+    pool.drain().await;
+    assert_eq!(pool.metrics().total_active_sessions, 0);
+    assert_eq!(pooled_text(&pool, req, "counter", json!({})).await, "1", "a new upstream session");
+    assert_eq!(pool.metrics().misses, 2);
+}
+
+// ---- 15. metrics -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn metrics_have_the_reference_shape_and_no_secret() {
+    crate::support::capture_logs();
+    let secret = "s3cr3t-token-9f8e7d";
+    let server = server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::http(server.url())
+        .header("authorization", &format!("Bearer {secret}"))
+        .header("x-api-key", secret)
+        .user("alice@example.com");
+    drop(pool.acquire(req.clone()).await.unwrap());
+    let json = serde_json::to_value(pool.metrics()).unwrap();
+    for field in [
+        "hits", "misses", "hit_rate", "evictions", "health_check_failures", "circuit_breaker_trips",
+        "pool_keys_evicted", "sessions_reaped", "anonymous_identity_count", "pool_key_count",
+        "total_active_sessions", "session_affinity", "pools", "circuit_breakers",
+    ] {
+        assert!(json.get(field).is_some(), "missing {field}");
+    }
+    for field in ["local_hits", "redis_hits", "misses", "hit_rate", "forwarded_requests", "forwarded_failures", "forwarded_timeouts"] {
+        assert!(json["session_affinity"].get(field).is_some(), "missing session_affinity.{field}");
+    }
+    let key = json["pools"].as_object().unwrap().values().next().unwrap();
+    for field in ["available", "active", "max"] {
+        assert!(key.get(field).is_some(), "missing pools.*.{field}");
+    }
+    let text = json.to_string();
+    let shown_key = pool.key_of(&req).to_string();
+    for place in [&text, &shown_key, &format!("{req:?}")] {
+        assert!(!place.contains(secret), "a secret leaked: {place}");
+        assert!(!place.contains("alice@example.com"), "a raw identity leaked: {place}");
+    }
+    let logs = crate::support::captured_logs();
+    assert!(!logs.contains(secret), "a secret reached the logs");
+}
+
+// ---- property: identities never share sessions ------------------------------------------------
+
+mod properties {
+    use mcp_harness::SessionPool;
+    use mcp_harness::pool::AcquireRequest;
+    use proptest::prelude::*;
+
+    fn header_set() -> impl Strategy<Value = Vec<(String, String)>> {
+        let names = prop::sample::select(vec!["authorization", "Authorization", "x-tenant-id", "X-User-Id", "x-api-key", "cookie", "x-request-id", "user-agent"]);
+        prop::collection::vec((names, "[a-c]{1,2}"), 0..4).prop_map(|v| v.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
+    }
+
+    /// The identity as the contract defines it: identity header names (case-insensitive) and
+    /// values (case-sensitive), sorted; the user; the gateway.
+    fn oracle(headers: &[(String, String)], user: &Option<String>, gw: &Option<String>) -> (Vec<(String, String)>, Option<String>, Option<String>) {
+        let identity = ["authorization", "x-tenant-id", "x-user-id", "x-api-key", "cookie", "x-mcp-session-id"];
+        let mut ids: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .filter(|(n, _)| identity.contains(&n.as_str()))
+            .collect();
+        ids.sort();
+        (ids, user.clone().filter(|u| !u.is_empty()), gw.clone().filter(|g| !g.is_empty()))
+    }
+
+    fn request(headers: &[(String, String)], user: &Option<String>, gw: &Option<String>) -> AcquireRequest {
+        let mut r = AcquireRequest::http("http://127.0.0.1:1/mcp");
+        for (n, v) in headers {
+            r = r.header(n, v);
+        }
+        if let Some(u) = user {
+            r = r.user(u.clone());
+        }
+        if let Some(g) = gw {
+            r = r.gateway(g.clone());
+        }
+        r
+    }
+
+    proptest! {
+        #[test]
+        fn same_key_if_and_only_if_same_identity(
+            h1 in header_set(), h2 in header_set(),
+            u1 in prop::option::of("[xy]"), u2 in prop::option::of("[xy]"),
+            g1 in prop::option::of("[gh]"), g2 in prop::option::of("[gh]"),
+        ) {
+            let pool = SessionPool::builder().build();
+            let k1 = pool.key_of(&request(&h1, &u1, &g1));
+            let k2 = pool.key_of(&request(&h2, &u2, &g2));
+            prop_assert_eq!(k1 == k2, oracle(&h1, &u1, &g1) == oracle(&h2, &u2, &g2));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_acquired_under_one_identity_is_never_handed_to_another() {
+    let server = server().await;
+    let pool = SessionPool::builder().max_sessions_per_key(3).build();
+    let mut tasks = Vec::new();
+    for i in 0..120u32 {
+        let (pool, url) = (pool.clone(), server.url().to_owned());
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user-{}", (i * 7) % 5);
+            let req = AcquireRequest::http(url).header("x-user-id", &user);
+            let s = pool.acquire(req).await.unwrap();
+            let who = call_json(&s, "whoami", json!({})).await;
+            assert_eq!(who["headers"]["x-user-id"], user.as_str(), "a session crossed identities");
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(pool.metrics().pool_key_count, 5);
+}
