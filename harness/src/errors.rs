@@ -151,11 +151,15 @@ pub enum Error {
     },
 
     /// The pool was closed with `close_all`; nothing can be acquired from it any more.
-    #[error("pool is closed: no session can be acquired after close_all(); build a new SessionPool")]
+    #[error(
+        "pool is closed: no session can be acquired after close_all(); build a new SessionPool"
+    )]
     PoolClosed,
 
     /// The circuit breaker of this url is open after repeated session-creation failures.
-    #[error("circuit breaker for {url} is {state} after {failures} consecutive session-creation failures; acquire fails fast until {retry_in:?} from now (check that the server is up)")]
+    #[error(
+        "circuit breaker for {url} is {state} after {failures} consecutive session-creation failures; acquire fails fast until {retry_in:?} from now (check that the server is up)"
+    )]
     CircuitOpen {
         /// The upstream url.
         url: String,
@@ -168,7 +172,9 @@ pub enum Error {
     },
 
     /// No session of this key became available within the acquire timeout.
-    #[error("no session for pool key {key} within {after:?}: all {max} sessions stay busy; raise max_sessions_per_key or acquire_timeout, or release sessions sooner")]
+    #[error(
+        "no session for pool key {key} within {after:?}: all {max} sessions stay busy; raise max_sessions_per_key or acquire_timeout, or release sessions sooner"
+    )]
     AcquireTimeout {
         /// The pool key (hashes only, never a credential).
         key: String,
@@ -179,7 +185,9 @@ pub enum Error {
     },
 
     /// Creating an upstream session took longer than the create timeout (it was cleaned up).
-    #[error("creating a session to {url} took longer than {after:?}; the half-made session was closed and its slot freed")]
+    #[error(
+        "creating a session to {url} took longer than {after:?}; the half-made session was closed and its slot freed"
+    )]
     CreateTimeout {
         /// The upstream url.
         url: String,

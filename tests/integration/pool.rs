@@ -14,9 +14,12 @@ use serde_json::{Value, json};
 use crate::support::{call_json, eventually};
 
 async fn server() -> Server {
-    Server::start(ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp))
-        .await
-        .expect("fast-test over http")
+    Server::start(ServerSpec::bundled(
+        Bundled::FastTest,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .expect("fast-test over http")
 }
 
 async fn jwt_server() -> Server {
@@ -32,7 +35,11 @@ fn bearer(token: &mcp_harness::Secret) -> String {
 
 /// Initializations the server saw from pooled sessions (their client names start with `pool:`).
 async fn pooled_initializations(server: &Server) -> u64 {
-    let probe = Session::builder(server).name("stats-probe").connect().await.unwrap();
+    let probe = Session::builder(server)
+        .name("stats-probe")
+        .connect()
+        .await
+        .unwrap();
     let stats = call_json(&probe, "stats", json!({})).await;
     stats["initializations_by_client"]
         .as_object()
@@ -44,12 +51,18 @@ async fn pooled_initializations(server: &Server) -> u64 {
 }
 
 async fn pooled_json(pool: &SessionPool, req: AcquireRequest, tool: &str) -> Value {
-    let r = pool.call_tool(req, tool, json!({})).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let r = pool
+        .call_tool(req, tool, json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
     serde_json::from_str(&mcp_harness::tool_text(&r)).unwrap()
 }
 
 async fn pooled_text(pool: &SessionPool, req: AcquireRequest, tool: &str, args: Value) -> String {
-    let r = pool.call_tool(req, tool, args).await.unwrap_or_else(|e| panic!("{tool}: {e}"));
+    let r = pool
+        .call_tool(req, tool, args)
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
     mcp_harness::tool_text(&r)
 }
 
@@ -60,12 +73,22 @@ async fn sequential_calls_reuse_one_upstream_session() {
     let server = server().await;
     let pool = SessionPool::builder().build();
     let req = AcquireRequest::http(server.url()).header("authorization", "Bearer one");
-    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await, "a");
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "b"})).await, "b");
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await,
+        "a"
+    );
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "b"})).await,
+        "b"
+    );
     let m = pool.metrics();
     assert_eq!((m.hits, m.misses), (1, 1));
     assert_eq!(m.hit_rate, 0.5);
-    assert_eq!(pooled_initializations(&server).await, 1, "one upstream initialize");
+    assert_eq!(
+        pooled_initializations(&server).await,
+        1,
+        "one upstream initialize"
+    );
 }
 
 // ---- 2. identity isolation --------------------------------------------------------------------
@@ -77,7 +100,10 @@ async fn different_credentials_tenants_users_and_gateways_get_separate_sessions(
     let base = AcquireRequest::http(server.url()).header("authorization", "Bearer alice");
     let variants = [
         ("base", base.clone()),
-        ("other authorization", AcquireRequest::http(server.url()).header("authorization", "Bearer bob")),
+        (
+            "other authorization",
+            AcquireRequest::http(server.url()).header("authorization", "Bearer bob"),
+        ),
         ("tenant", base.clone().header("x-tenant-id", "acme")),
         ("user", base.clone().user("carol@example.com")),
         ("gateway", base.clone().gateway("gw-2")),
@@ -85,8 +111,15 @@ async fn different_credentials_tenants_users_and_gateways_get_separate_sessions(
     let mut session_ids = BTreeSet::new();
     for (what, req) in &variants {
         let who = pooled_json(&pool, req.clone(), "whoami").await;
-        assert!(session_ids.insert(who["session_id"].to_string()), "{what} shared a session");
-        assert_eq!(pooled_text(&pool, req.clone(), "counter", json!({})).await, "1", "{what}: fresh counter");
+        assert!(
+            session_ids.insert(who["session_id"].to_string()),
+            "{what} shared a session"
+        );
+        assert_eq!(
+            pooled_text(&pool, req.clone(), "counter", json!({})).await,
+            "1",
+            "{what}: fresh counter"
+        );
     }
     assert_eq!(pool.metrics().pool_key_count, variants.len());
     assert_eq!(pooled_initializations(&server).await, variants.len() as u64);
@@ -102,28 +135,51 @@ async fn header_name_case_is_ignored_and_values_are_not() {
     assert_eq!(pool.key_of(&lower), pool.key_of(&upper));
     assert_ne!(pool.key_of(&lower), pool.key_of(&other_case_value));
     assert_eq!(pooled_text(&pool, lower, "counter", json!({})).await, "1");
-    assert_eq!(pooled_text(&pool, upper, "counter", json!({})).await, "2", "same session");
+    assert_eq!(
+        pooled_text(&pool, upper, "counter", json!({})).await,
+        "2",
+        "same session"
+    );
 }
 
 #[tokio::test]
 async fn rotating_jwts_of_one_user_share_a_session_with_the_jwt_extractor() {
     let server = jwt_server().await;
-    let pool = SessionPool::builder().identity_extractor(JwtSubjectExtractor).build();
+    let pool = SessionPool::builder()
+        .identity_extractor(JwtSubjectExtractor)
+        .build();
     let mut counts = Vec::new();
     for _ in 0..3 {
         let token = mcp_harness_fixtures::token_for("alice");
         let req = AcquireRequest::http(server.url()).header("authorization", &bearer(&token));
         counts.push(pooled_text(&pool, req, "counter", json!({})).await);
     }
-    assert_eq!(counts, ["1", "2", "3"], "one upstream session for three tokens of alice");
-    let bob = AcquireRequest::http(server.url()).header("authorization", &bearer(&mcp_harness_fixtures::token_for("bob")));
-    assert_eq!(pooled_json(&pool, bob.clone(), "whoami").await["subject"], "bob");
-    assert_eq!(pooled_text(&pool, bob, "counter", json!({})).await, "1", "bob never gets alice's session");
+    assert_eq!(
+        counts,
+        ["1", "2", "3"],
+        "one upstream session for three tokens of alice"
+    );
+    let bob = AcquireRequest::http(server.url()).header(
+        "authorization",
+        &bearer(&mcp_harness_fixtures::token_for("bob")),
+    );
+    assert_eq!(
+        pooled_json(&pool, bob.clone(), "whoami").await["subject"],
+        "bob"
+    );
+    assert_eq!(
+        pooled_text(&pool, bob, "counter", json!({})).await,
+        "1",
+        "bob never gets alice's session"
+    );
 }
 
 struct FailingExtractor;
 impl IdentityExtractor for FailingExtractor {
-    fn extract(&self, _: &http::HeaderMap) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
+    fn extract(
+        &self,
+        _: &http::HeaderMap,
+    ) -> Result<Option<String>, Box<dyn std::error::Error + Send + Sync>> {
         Err("identity service unavailable".into())
     }
 }
@@ -131,12 +187,24 @@ impl IdentityExtractor for FailingExtractor {
 #[tokio::test]
 async fn failing_extractor_falls_back_to_header_hashing() {
     let server = server().await;
-    let pool = SessionPool::builder().identity_extractor(FailingExtractor).build();
+    let pool = SessionPool::builder()
+        .identity_extractor(FailingExtractor)
+        .build();
     let a = AcquireRequest::http(server.url()).header("authorization", "Bearer a");
     let b = AcquireRequest::http(server.url()).header("authorization", "Bearer b");
-    assert_ne!(pool.key_of(&a), pool.key_of(&b), "headers still separate identities");
-    assert_eq!(pooled_text(&pool, a, "echo", json!({"text": "ok"})).await, "ok");
-    assert_eq!(pooled_text(&pool, b, "echo", json!({"text": "ok"})).await, "ok");
+    assert_ne!(
+        pool.key_of(&a),
+        pool.key_of(&b),
+        "headers still separate identities"
+    );
+    assert_eq!(
+        pooled_text(&pool, a, "echo", json!({"text": "ok"})).await,
+        "ok"
+    );
+    assert_eq!(
+        pooled_text(&pool, b, "echo", json!({"text": "ok"})).await,
+        "ok"
+    );
 }
 
 // ---- 3. anonymous bucket, transport isolation ------------------------------------------------
@@ -150,7 +218,10 @@ async fn requests_without_identity_share_the_anonymous_bucket_and_are_counted() 
     assert_eq!(pool.key_of(&bare).identity_hash, "anonymous");
     assert_eq!(pool.key_of(&irrelevant).identity_hash, "anonymous");
     assert_eq!(pooled_text(&pool, bare, "counter", json!({})).await, "1");
-    assert_eq!(pooled_text(&pool, irrelevant, "counter", json!({})).await, "2");
+    assert_eq!(
+        pooled_text(&pool, irrelevant, "counter", json!({})).await,
+        "2"
+    );
     assert_eq!(pool.metrics().anonymous_identity_count, 2);
 }
 
@@ -179,7 +250,10 @@ async fn session_id_headers_never_reach_the_server_and_authorization_does() {
     let who = pooled_json(&pool, req, "whoami").await;
     let headers = who["headers"].as_object().unwrap();
     assert!(!headers.contains_key("x-mcp-session-id"), "{headers:?}");
-    assert_ne!(who["session_id"], "downstream-2", "the upstream session id is the pool's own");
+    assert_ne!(
+        who["session_id"], "downstream-2",
+        "the upstream session id is the pool's own"
+    );
     assert!(headers.contains_key("authorization"), "{headers:?}");
     assert_eq!(headers["x-tenant-id"], "acme");
 }
@@ -189,11 +263,19 @@ async fn session_id_headers_never_reach_the_server_and_authorization_does() {
 #[tokio::test]
 async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds() {
     let server = server().await;
-    let pool = SessionPool::builder().health_check_interval(Duration::ZERO).build();
+    let pool = SessionPool::builder()
+        .health_check_interval(Duration::ZERO)
+        .build();
     let req = AcquireRequest::http(server.url());
-    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "before"})).await, "before");
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "before"})).await,
+        "before"
+    );
     server.restart().await.unwrap();
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "after"})).await, "after");
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "after"})).await,
+        "after"
+    );
     let m = pool.metrics();
     assert_eq!(m.evictions, 1, "the stale session was discarded");
     assert_eq!(m.health_check_failures, 1);
@@ -205,18 +287,27 @@ async fn server_killed_mid_call_fails_only_that_call_then_recovers() {
     let server = server().await;
     let pool = SessionPool::builder().build();
     let req = AcquireRequest::http(server.url());
-    assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await, "warm");
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await,
+        "warm"
+    );
     let in_flight = {
         let (pool, req) = (pool.clone(), req.clone());
         tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
     };
     server.kill().await.unwrap();
-    let err = in_flight.await.unwrap().expect_err("the server died under the call");
+    let err = in_flight
+        .await
+        .unwrap()
+        .expect_err("the server died under the call");
     assert!(matches!(err, Error::Closed { .. }), "typed: {err:?}");
     server.restart().await.unwrap();
     for i in 0..3 {
         let text = format!("after-{i}");
-        assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": text})).await, text);
+        assert_eq!(
+            pooled_text(&pool, req.clone(), "echo", json!({"text": text})).await,
+            text
+        );
     }
     let m = pool.metrics();
     assert_eq!(m.evictions, 1, "only the broken session was discarded");
@@ -253,25 +344,47 @@ async fn cancellation_storm_leaves_no_failure_and_no_busy_slot() {
             failures.push(e.to_string());
         }
     }
-    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
-    let m = eventually("every session to be idle", Duration::from_secs(5), || async {
-        let m = pool.metrics();
-        m.pools.values().all(|k| k.active == 0).then_some(m)
-    })
+    assert!(
+        failures.is_empty(),
+        "{} failures, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let m = eventually(
+        "every session to be idle",
+        Duration::from_secs(5),
+        || async {
+            let m = pool.metrics();
+            m.pools.values().all(|k| k.active == 0).then_some(m)
+        },
+    )
     .await;
     let key = m.pools.values().next().unwrap();
-    assert_eq!(key.available, m.total_active_sessions, "every live session is idle");
+    assert_eq!(
+        key.available, m.total_active_sessions,
+        "every live session is idle"
+    );
     assert!(m.total_active_sessions <= 50);
 }
 
 #[tokio::test]
 async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds() {
     let server = server().await;
-    let pool = SessionPool::builder().max_sessions_per_key(1).acquire_timeout(Duration::from_secs(2)).build();
+    let pool = SessionPool::builder()
+        .max_sessions_per_key(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .build();
     let req = AcquireRequest::http(server.url());
     let slow = pool.call_tool(req.clone(), "sleep", json!({"ms": 5000}));
-    assert!(tokio::time::timeout(Duration::from_millis(100), slow).await.is_err());
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "next"})).await, "next");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), slow)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "next"})).await,
+        "next"
+    );
     let m = pool.metrics();
     assert_eq!(m.misses, 1, "the one session was reused");
     assert!(m.pools.values().all(|k| k.active == 0));
@@ -280,7 +393,11 @@ async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds() {
 // ---- 9. circuit breaker ----------------------------------------------------------------------
 
 fn dead_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     format!("http://127.0.0.1:{port}/mcp")
 }
 
@@ -319,9 +436,15 @@ async fn half_open_after_reset_one_success_closes_one_failure_reopens() {
         .build();
     let req = AcquireRequest::http(url.clone());
     for _ in 0..2 {
-        assert!(matches!(pool.acquire(req.clone()).await, Err(Error::Connect { .. })));
+        assert!(matches!(
+            pool.acquire(req.clone()).await,
+            Err(Error::Connect { .. })
+        ));
     }
-    assert!(matches!(pool.acquire(req.clone()).await, Err(Error::CircuitOpen { .. })));
+    assert!(matches!(
+        pool.acquire(req.clone()).await,
+        Err(Error::CircuitOpen { .. })
+    ));
     // After the reset period the trial creation runs (and fails): the circuit re-opens at once.
     let trial = eventually("the half-open trial", Duration::from_secs(5), || async {
         match pool.acquire(req.clone()).await {
@@ -331,13 +454,24 @@ async fn half_open_after_reset_one_success_closes_one_failure_reopens() {
     })
     .await;
     assert!(matches!(trial, Err(Error::Connect { .. })), "{trial:?}");
-    assert!(matches!(pool.acquire(req.clone()).await, Err(Error::CircuitOpen { .. })));
+    assert!(matches!(
+        pool.acquire(req.clone()).await,
+        Err(Error::CircuitOpen { .. })
+    ));
     assert_eq!(pool.metrics().circuit_breaker_trips, 2);
 
     // A server comes up at that address: the next trial succeeds and closes the circuit.
-    let port: u16 = url.rsplit(':').next().unwrap().trim_end_matches("/mcp").parse().unwrap();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
     let spec = ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp);
-    let server = Server::start_on_port(spec, port).await.expect("fast-test on the dead url's port");
+    let server = Server::start_on_port(spec, port)
+        .await
+        .expect("fast-test on the dead url's port");
     let ok = eventually("a successful trial", Duration::from_secs(5), || async {
         match pool.acquire(req.clone()).await {
             Ok(s) => Some(s),
@@ -360,13 +494,24 @@ async fn cancelled_creations_never_count_as_failures() {
     let pool = SessionPool::builder().circuit_breaker_threshold(1).build();
     let req = AcquireRequest::http(server.url());
     for _ in 0..3 {
-        assert!(tokio::time::timeout(Duration::from_millis(50), pool.acquire(req.clone())).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), pool.acquire(req.clone()))
+                .await
+                .is_err()
+        );
     }
     server.resume().unwrap();
     let m = pool.metrics();
     assert_eq!(m.circuit_breaker_trips, 0);
-    assert!(m.circuit_breakers.values().all(|c| c.failures == 0), "{:?}", m.circuit_breakers);
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "fine"})).await, "fine");
+    assert!(
+        m.circuit_breakers.values().all(|c| c.failures == 0),
+        "{:?}",
+        m.circuit_breakers
+    );
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "fine"})).await,
+        "fine"
+    );
 }
 
 // ---- 10. create timeout ----------------------------------------------------------------------
@@ -387,7 +532,10 @@ async fn slow_initialize_beyond_create_timeout_is_typed_and_frees_the_slot() {
     assert!(m.pools.values().all(|k| k.active == 0 && k.available == 0));
     server.resume().unwrap();
     // The only slot is free again.
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "ok"})).await, "ok");
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "ok"})).await,
+        "ok"
+    );
 }
 
 // ---- 11. capacity ----------------------------------------------------------------------------
@@ -411,7 +559,10 @@ async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back
         }));
         // Register waiters one at a time so their arrival order is known.
         let expected = i + 1;
-        eventually("the waiter to queue", Duration::from_secs(5), || async { (pool.waiting(&req) == expected).then_some(()) }).await;
+        eventually("the waiter to queue", Duration::from_secs(5), || async {
+            (pool.waiting(&req) == expected).then_some(())
+        })
+        .await;
     }
     drop(first);
     let a = waiters.remove(0).await.unwrap();
@@ -423,21 +574,41 @@ async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back
     let d = waiters.remove(0).await.unwrap();
     drop((c, d));
     assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
-    assert_eq!(pool.metrics().misses, 2, "released sessions were handed over, not recreated");
+    assert_eq!(
+        pool.metrics().misses,
+        2,
+        "released sessions were handed over, not recreated"
+    );
 }
 
 #[tokio::test]
 async fn waiting_past_acquire_timeout_is_a_typed_timeout() {
     let server = server().await;
-    let pool = SessionPool::builder().max_sessions_per_key(1).acquire_timeout(Duration::from_millis(200)).build();
+    let pool = SessionPool::builder()
+        .max_sessions_per_key(1)
+        .acquire_timeout(Duration::from_millis(200))
+        .build();
     let req = AcquireRequest::http(server.url());
     let held = pool.acquire(req.clone()).await.unwrap();
-    let err = pool.acquire(req.clone()).await.expect_err("the only session is busy");
-    assert!(matches!(err, Error::AcquireTimeout { max: 1, .. }), "{err:?}");
+    let err = pool
+        .acquire(req.clone())
+        .await
+        .expect_err("the only session is busy");
+    assert!(
+        matches!(err, Error::AcquireTimeout { max: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(pool.waiting(&req), 0, "the timed-out waiter left the queue");
     drop(held);
-    assert_eq!(pooled_text(&pool, req, "echo", json!({"text": "ok"})).await, "ok");
-    assert_eq!(pool.metrics().circuit_breaker_trips, 0, "timeouts are not circuit failures");
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "ok"})).await,
+        "ok"
+    );
+    assert_eq!(
+        pool.metrics().circuit_breaker_trips,
+        0,
+        "timeouts are not circuit failures"
+    );
 }
 
 // ---- 12. TTL and health ----------------------------------------------------------------------
@@ -445,22 +616,38 @@ async fn waiting_past_acquire_timeout_is_a_typed_timeout() {
 #[tokio::test]
 async fn sessions_past_their_ttl_are_replaced() {
     let server = server().await;
-    let pool = SessionPool::builder().session_ttl(Duration::from_millis(50)).build();
+    let pool = SessionPool::builder()
+        .session_ttl(Duration::from_millis(50))
+        .build();
     let req = AcquireRequest::http(server.url());
     eventually("a session to expire", Duration::from_secs(5), || async {
-        assert_eq!(pooled_text(&pool, req.clone(), "echo", json!({"text": "x"})).await, "x");
+        assert_eq!(
+            pooled_text(&pool, req.clone(), "echo", json!({"text": "x"})).await,
+            "x"
+        );
         (pool.metrics().evictions >= 1).then_some(())
     })
     .await;
-    assert!(pool.metrics().misses >= 2, "an expired session is recreated");
+    assert!(
+        pool.metrics().misses >= 2,
+        "an expired session is recreated"
+    );
 }
 
 #[tokio::test]
 async fn method_not_found_moves_to_the_next_health_check() {
     // fast-time has no prompts: prompts/list answers -32601, then tools/list succeeds.
-    let server = Server::start(ServerSpec::bundled(Bundled::FastTime, Transport::StreamableHttp)).await.unwrap();
+    let server = Server::start(ServerSpec::bundled(
+        Bundled::FastTime,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .unwrap();
     let probe = Session::connect(&server).await.unwrap();
-    let err = probe.list_prompts().await.expect_err("fast-time has no prompts");
+    let err = probe
+        .list_prompts()
+        .await
+        .expect_err("fast-time has no prompts");
     assert_eq!(err.mcp_code(), Some(-32601), "{err}");
     let pool = SessionPool::builder()
         .health_check_interval(Duration::ZERO)
@@ -498,7 +685,10 @@ async fn hung_server_is_unhealthy_at_the_health_timeout() {
     assert!(matches!(err, Error::CreateTimeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
     let m = pool.metrics();
-    assert_eq!(m.health_check_failures, 1, "the timeout made the session unhealthy");
+    assert_eq!(
+        m.health_check_failures, 1,
+        "the timeout made the session unhealthy"
+    );
     assert_eq!(m.evictions, 1);
     server.resume().unwrap();
 }
@@ -512,14 +702,29 @@ async fn background_reaper_evicts_idle_keys_without_any_acquire() {
         .idle_pool_eviction(Duration::from_millis(100))
         .reaper_interval(Duration::from_millis(20))
         .build();
-    drop(pool.acquire(AcquireRequest::http(server.url())).await.unwrap());
+    drop(
+        pool.acquire(AcquireRequest::http(server.url()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(pool.metrics().pool_key_count, 1);
-    let m = eventually("the reaper to evict the key", Duration::from_secs(5), || async {
-        let m = pool.metrics();
-        (m.pool_key_count == 0).then_some(m)
-    })
+    let m = eventually(
+        "the reaper to evict the key",
+        Duration::from_secs(5),
+        || async {
+            let m = pool.metrics();
+            (m.pool_key_count == 0).then_some(m)
+        },
+    )
     .await;
-    assert_eq!((m.pool_keys_evicted, m.sessions_reaped, m.total_active_sessions), (1, 1, 0));
+    assert_eq!(
+        (
+            m.pool_keys_evicted,
+            m.sessions_reaped,
+            m.total_active_sessions
+        ),
+        (1, 1, 0)
+    );
 }
 
 // ---- 14. lifecycle ---------------------------------------------------------------------------
@@ -527,7 +732,9 @@ async fn background_reaper_evicts_idle_keys_without_any_acquire() {
 #[tokio::test]
 async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires() {
     let server = server().await;
-    let pool = SessionPool::builder().cleanup_timeout(Duration::from_millis(300)).build();
+    let pool = SessionPool::builder()
+        .cleanup_timeout(Duration::from_millis(300))
+        .build();
     let req = AcquireRequest::http(server.url());
     let held: Vec<_> = futures::future::join_all((0..5).map(|_| pool.acquire(req.clone()))).await;
     drop(held);
@@ -535,7 +742,10 @@ async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires() {
     let started = Instant::now();
     pool.close_all().await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1500), "close_all took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "close_all took {took:?}"
+    );
     let err = pool.acquire(req).await.expect_err("closed");
     assert!(matches!(err, Error::PoolClosed));
     assert!(err.to_string().contains("pool is closed"));
@@ -547,10 +757,17 @@ async fn drain_closes_sessions_but_keeps_the_pool_usable() {
     let server = server().await;
     let pool = SessionPool::builder().build();
     let req = AcquireRequest::http(server.url());
-    assert_eq!(pooled_text(&pool, req.clone(), "counter", json!({})).await, "1");
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "counter", json!({})).await,
+        "1"
+    );
     pool.drain().await;
     assert_eq!(pool.metrics().total_active_sessions, 0);
-    assert_eq!(pooled_text(&pool, req, "counter", json!({})).await, "1", "a new upstream session");
+    assert_eq!(
+        pooled_text(&pool, req, "counter", json!({})).await,
+        "1",
+        "a new upstream session"
+    );
     assert_eq!(pool.metrics().misses, 2);
 }
 
@@ -569,14 +786,36 @@ async fn metrics_have_the_reference_shape_and_no_secret() {
     drop(pool.acquire(req.clone()).await.unwrap());
     let json = serde_json::to_value(pool.metrics()).unwrap();
     for field in [
-        "hits", "misses", "hit_rate", "evictions", "health_check_failures", "circuit_breaker_trips",
-        "pool_keys_evicted", "sessions_reaped", "anonymous_identity_count", "pool_key_count",
-        "total_active_sessions", "session_affinity", "pools", "circuit_breakers",
+        "hits",
+        "misses",
+        "hit_rate",
+        "evictions",
+        "health_check_failures",
+        "circuit_breaker_trips",
+        "pool_keys_evicted",
+        "sessions_reaped",
+        "anonymous_identity_count",
+        "pool_key_count",
+        "total_active_sessions",
+        "session_affinity",
+        "pools",
+        "circuit_breakers",
     ] {
         assert!(json.get(field).is_some(), "missing {field}");
     }
-    for field in ["local_hits", "redis_hits", "misses", "hit_rate", "forwarded_requests", "forwarded_failures", "forwarded_timeouts"] {
-        assert!(json["session_affinity"].get(field).is_some(), "missing session_affinity.{field}");
+    for field in [
+        "local_hits",
+        "redis_hits",
+        "misses",
+        "hit_rate",
+        "forwarded_requests",
+        "forwarded_failures",
+        "forwarded_timeouts",
+    ] {
+        assert!(
+            json["session_affinity"].get(field).is_some(),
+            "missing session_affinity.{field}"
+        );
     }
     let key = json["pools"].as_object().unwrap().values().next().unwrap();
     for field in ["available", "active", "max"] {
@@ -586,7 +825,10 @@ async fn metrics_have_the_reference_shape_and_no_secret() {
     let shown_key = pool.key_of(&req).to_string();
     for place in [&text, &shown_key, &format!("{req:?}")] {
         assert!(!place.contains(secret), "a secret leaked: {place}");
-        assert!(!place.contains("alice@example.com"), "a raw identity leaked: {place}");
+        assert!(
+            !place.contains("alice@example.com"),
+            "a raw identity leaked: {place}"
+        );
     }
     let logs = crate::support::captured_logs();
     assert!(!logs.contains(secret), "a secret reached the logs");
@@ -600,24 +842,53 @@ mod properties {
     use proptest::prelude::*;
 
     fn header_set() -> impl Strategy<Value = Vec<(String, String)>> {
-        let names = prop::sample::select(vec!["authorization", "Authorization", "x-tenant-id", "X-User-Id", "x-api-key", "cookie", "x-request-id", "user-agent"]);
-        prop::collection::vec((names, "[a-c]{1,2}"), 0..4).prop_map(|v| v.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
+        let names = prop::sample::select(vec![
+            "authorization",
+            "Authorization",
+            "x-tenant-id",
+            "X-User-Id",
+            "x-api-key",
+            "cookie",
+            "x-request-id",
+            "user-agent",
+        ]);
+        prop::collection::vec((names, "[a-c]{1,2}"), 0..4)
+            .prop_map(|v| v.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
     }
 
     /// The identity as the contract defines it: identity header names (case-insensitive) and
     /// values (case-sensitive), sorted; the user; the gateway.
-    fn oracle(headers: &[(String, String)], user: &Option<String>, gw: &Option<String>) -> (Vec<(String, String)>, Option<String>, Option<String>) {
-        let identity = ["authorization", "x-tenant-id", "x-user-id", "x-api-key", "cookie", "x-mcp-session-id"];
+    fn oracle(
+        headers: &[(String, String)],
+        user: &Option<String>,
+        gw: &Option<String>,
+    ) -> (Vec<(String, String)>, Option<String>, Option<String>) {
+        let identity = [
+            "authorization",
+            "x-tenant-id",
+            "x-user-id",
+            "x-api-key",
+            "cookie",
+            "x-mcp-session-id",
+        ];
         let mut ids: Vec<(String, String)> = headers
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
             .filter(|(n, _)| identity.contains(&n.as_str()))
             .collect();
         ids.sort();
-        (ids, user.clone().filter(|u| !u.is_empty()), gw.clone().filter(|g| !g.is_empty()))
+        (
+            ids,
+            user.clone().filter(|u| !u.is_empty()),
+            gw.clone().filter(|g| !g.is_empty()),
+        )
     }
 
-    fn request(headers: &[(String, String)], user: &Option<String>, gw: &Option<String>) -> AcquireRequest {
+    fn request(
+        headers: &[(String, String)],
+        user: &Option<String>,
+        gw: &Option<String>,
+    ) -> AcquireRequest {
         let mut r = AcquireRequest::http("http://127.0.0.1:1/mcp");
         for (n, v) in headers {
             r = r.header(n, v);
@@ -658,7 +929,11 @@ async fn a_session_acquired_under_one_identity_is_never_handed_to_another() {
             let req = AcquireRequest::http(url).header("x-user-id", &user);
             let s = pool.acquire(req).await.unwrap();
             let who = call_json(&s, "whoami", json!({})).await;
-            assert_eq!(who["headers"]["x-user-id"], user.as_str(), "a session crossed identities");
+            assert_eq!(
+                who["headers"]["x-user-id"],
+                user.as_str(),
+                "a session crossed identities"
+            );
         }));
     }
     for t in tasks {

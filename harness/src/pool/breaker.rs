@@ -62,7 +62,9 @@ impl Breakers {
                     retry_in: until - now,
                 });
             }
-            b.state = State::HalfOpen { trial_running: false };
+            b.state = State::HalfOpen {
+                trial_running: false,
+            };
         }
         match b.state {
             State::HalfOpen { trial_running } if needs_create => {
@@ -74,7 +76,9 @@ impl Breakers {
                         retry_in: Duration::ZERO,
                     })
                 } else {
-                    b.state = State::HalfOpen { trial_running: true };
+                    b.state = State::HalfOpen {
+                        trial_running: true,
+                    };
                     Ok(Permit::Trial)
                 }
             }
@@ -92,9 +96,14 @@ impl Breakers {
 
     /// A creation for `url` failed; true when this failure tripped the circuit.
     pub(crate) fn failure(&mut self, url: &str, threshold: u32, reset: Duration) -> bool {
-        let b = self.by_url.entry(url.to_owned()).or_insert(Breaker { failures: 0, state: State::Closed });
+        let b = self.by_url.entry(url.to_owned()).or_insert(Breaker {
+            failures: 0,
+            state: State::Closed,
+        });
         b.failures = b.failures.saturating_add(1);
-        let open = State::Open { until: Instant::now() + reset };
+        let open = State::Open {
+            until: Instant::now() + reset,
+        };
         match b.state {
             State::HalfOpen { .. } => {
                 b.state = open;
@@ -111,9 +120,14 @@ impl Breakers {
     /// A trial creation was abandoned (cancelled, or never started): allow another trial.
     pub(crate) fn trial_abandoned(&mut self, url: &str) {
         if let Some(b) = self.by_url.get_mut(url)
-            && b.state == (State::HalfOpen { trial_running: true })
+            && b.state
+                == (State::HalfOpen {
+                    trial_running: true,
+                })
         {
-            b.state = State::HalfOpen { trial_running: false };
+            b.state = State::HalfOpen {
+                trial_running: false,
+            };
         }
     }
 
@@ -127,13 +141,22 @@ impl Breakers {
                     State::Closed => ("closed", None),
                     State::Open { until } if until > now => {
                         let at = wall + (until - now);
-                        ("open", at.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64))
+                        (
+                            "open",
+                            at.duration_since(SystemTime::UNIX_EPOCH)
+                                .ok()
+                                .map(|d| d.as_millis() as u64),
+                        )
                     }
                     State::Open { .. } | State::HalfOpen { .. } => ("half_open", None),
                 };
                 (
                     crate::pool::identity::safe_url(url),
-                    CircuitBreakerMetrics { failures: b.failures, state: state.into(), open_until },
+                    CircuitBreakerMetrics {
+                        failures: b.failures,
+                        state: state.into(),
+                        open_until,
+                    },
                 )
             })
             .collect()

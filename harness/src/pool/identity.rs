@@ -75,11 +75,17 @@ impl IdentityExtractor for JwtSubjectExtractor {
             .or_else(|| auth.strip_prefix("bearer "))
             .ok_or("not a bearer token")?;
         let payload = token.split('.').nth(1).ok_or("not a JWT")?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))?;
         let claims: serde_json::Value = serde_json::from_slice(&bytes)?;
         Ok(["sub", "email", "user_id"]
             .iter()
-            .find_map(|k| claims.get(*k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()))
+            .find_map(|k| {
+                claims
+                    .get(*k)
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty())
+            })
             .map(str::to_owned))
     }
 }
@@ -132,7 +138,11 @@ impl IdentityRules {
         let mut pairs: Vec<String> = Vec::new();
         for name in &self.headers {
             for value in headers.get_all(name.as_str()) {
-                pairs.push(format!("{}:{}", name.to_ascii_lowercase(), String::from_utf8_lossy(value.as_bytes())));
+                pairs.push(format!(
+                    "{}:{}",
+                    name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(value.as_bytes())
+                ));
             }
         }
         if pairs.is_empty() {
@@ -170,7 +180,11 @@ pub struct PoolKey {
 }
 
 fn short(h: &str) -> &str {
-    if h == ANONYMOUS { h } else { &h[..h.len().min(12)] }
+    if h == ANONYMOUS {
+        h
+    } else {
+        &h[..h.len().min(12)]
+    }
 }
 
 /// A url with its query and userinfo removed (they may carry credentials).
@@ -178,7 +192,9 @@ pub(crate) fn safe_url(url: &str) -> String {
     let no_query = url.split(['?', '#']).next().unwrap_or(url);
     match no_query.split_once("://") {
         Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => format!("{scheme}://{host}"),
+            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => {
+                format!("{scheme}://{host}")
+            }
             _ => no_query.to_owned(),
         },
         None => no_query.to_owned(),

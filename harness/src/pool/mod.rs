@@ -112,7 +112,10 @@ impl Default for PoolConfig {
             max_pool_keys: None,
             max_total_sessions: None,
             rules: IdentityRules {
-                headers: DEFAULT_IDENTITY_HEADERS.iter().map(|s| (*s).to_owned()).collect(),
+                headers: DEFAULT_IDENTITY_HEADERS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
                 extractor: None,
                 affinity: false,
             },
@@ -194,7 +197,10 @@ impl PoolBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.cfg.rules.headers = names.into_iter().map(|s| s.into().to_ascii_lowercase()).collect();
+        self.cfg.rules.headers = names
+            .into_iter()
+            .map(|s| s.into().to_ascii_lowercase())
+            .collect();
         self
     }
 
@@ -260,7 +266,7 @@ pub struct AcquireRequest {
 #[derive(Clone)]
 enum PoolTarget {
     Url(String, Transport),
-    Stdio(ServerSpec),
+    Stdio(Box<ServerSpec>),
 }
 
 impl fmt::Debug for AcquireRequest {
@@ -271,7 +277,10 @@ impl fmt::Debug for AcquireRequest {
         };
         f.debug_struct("AcquireRequest")
             .field("target", &target)
-            .field("headers", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            )
             .field("user", &self.user.as_ref().map(|_| "<redacted>"))
             .field("gateway_id", &self.gateway_id)
             .finish()
@@ -297,7 +306,7 @@ impl AcquireRequest {
     /// A stdio upstream: each pooled session spawns `spec`.
     pub fn stdio(spec: ServerSpec) -> Self {
         AcquireRequest {
-            target: PoolTarget::Stdio(spec),
+            target: PoolTarget::Stdio(Box::new(spec)),
             headers: HeaderMap::new(),
             user: None,
             gateway_id: None,
@@ -306,7 +315,10 @@ impl AcquireRequest {
 
     /// Adds a header (invalid names or values are ignored with a debug log, never an error).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value)) {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
             (Ok(n), Ok(mut v)) => {
                 v.set_sensitive(true);
                 self.headers.append(n, v);
@@ -451,14 +463,20 @@ pub struct PooledSession {
 
 impl fmt::Debug for PooledSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledSession").field("key", &self.key.to_string()).finish()
+        f.debug_struct("PooledSession")
+            .field("key", &self.key.to_string())
+            .finish()
     }
 }
 
 impl std::ops::Deref for PooledSession {
     type Target = Session;
     fn deref(&self) -> &Session {
-        &self.entry.as_ref().expect("a PooledSession holds its entry until dropped").session
+        &self
+            .entry
+            .as_ref()
+            .expect("a PooledSession holds its entry until dropped")
+            .session
     }
 }
 
@@ -474,7 +492,9 @@ impl PooledSession {
     }
 
     fn entry(&self) -> &Entry {
-        self.entry.as_ref().expect("a PooledSession holds its entry until dropped")
+        self.entry
+            .as_ref()
+            .expect("a PooledSession holds its entry until dropped")
     }
 }
 
@@ -498,7 +518,9 @@ impl PoolInner {
     /// A slot of `key` was freed (creation failed or abandoned, or a session closed): hand it to
     /// the longest waiter as a right to create, else just count it free. Runs under the lock.
     fn free_slot(self: &Arc<Self>, st: &mut State, key: &PoolKey) {
-        let Some(ks) = st.keys.get_mut(key) else { return };
+        let Some(ks) = st.keys.get_mut(key) else {
+            return;
+        };
         ks.creating = ks.creating.saturating_sub(1);
         st.total_live = st.total_live.saturating_sub(1);
         self.offer_slot(st, key);
@@ -508,12 +530,19 @@ impl PoolInner {
         if self.closed() {
             return;
         }
-        let State { keys, total_live, .. } = st;
+        let State {
+            keys, total_live, ..
+        } = st;
         let Some(ks) = keys.get_mut(key) else { return };
         while let Some((_, tx)) = ks.waiters.pop_front() {
             ks.creating += 1;
             *total_live += 1;
-            let permit = SlotPermit { pool: self.clone(), key: key.clone(), trial: false, armed: true };
+            let permit = SlotPermit {
+                pool: self.clone(),
+                key: key.clone(),
+                trial: false,
+                armed: true,
+            };
             match tx.send(Grant::Slot(permit)) {
                 Ok(()) => return,
                 Err(grant) => {
@@ -556,7 +585,12 @@ impl PoolInner {
                 let mut entry = Some(entry);
                 while let Some((_, tx)) = ks.waiters.pop_front() {
                     ks.busy += 1;
-                    let ps = PooledSession { pool: self.clone(), key: key.clone(), entry: entry.take(), discard: false };
+                    let ps = PooledSession {
+                        pool: self.clone(),
+                        key: key.clone(),
+                        entry: entry.take(),
+                        discard: false,
+                    };
                     match tx.send(Grant::Session(ps)) {
                         Ok(()) => break,
                         Err(grant) => {
@@ -586,7 +620,10 @@ fn close_in_background(session: Option<Session>, bound: Duration) {
 
 /// Errors after which a pooled session is not reused: its transport or protocol is broken.
 fn breaks_session(e: &Error) -> bool {
-    matches!(e, Error::Closed { .. } | Error::Protocol { .. } | Error::Unauthorized { .. })
+    matches!(
+        e,
+        Error::Closed { .. } | Error::Protocol { .. } | Error::Unauthorized { .. }
+    )
 }
 
 enum Next {
@@ -626,7 +663,10 @@ impl SessionPool {
                     if let Some(cap) = pool.cfg.max_pool_keys
                         && st.keys.len() >= cap
                     {
-                        return Err(Error::Capacity { what: "pool keys".into(), limit: cap });
+                        return Err(Error::Capacity {
+                            what: "pool keys".into(),
+                            limit: cap,
+                        });
                     }
                     st.keys.insert(
                         key.clone(),
@@ -639,14 +679,24 @@ impl SessionPool {
                         },
                     );
                 }
-                let State { keys, breakers, next_waiter, total_live } = &mut *st;
+                let State {
+                    keys,
+                    breakers,
+                    next_waiter,
+                    total_live,
+                } = &mut *st;
                 let ks = keys.get_mut(&key).expect("inserted above");
                 ks.last_activity = Instant::now();
                 let needs_create = ks.idle.is_empty() && ks.live() < pool.cfg.max_sessions_per_key;
                 let permit = breakers.check(&key.url, needs_create)?;
                 if let Some(entry) = ks.idle.pop_front() {
                     ks.busy += 1;
-                    Next::Reuse(PooledSession { pool: pool.clone(), key: key.clone(), entry: Some(entry), discard: false })
+                    Next::Reuse(PooledSession {
+                        pool: pool.clone(),
+                        key: key.clone(),
+                        entry: Some(entry),
+                        discard: false,
+                    })
                 } else if ks.live() < pool.cfg.max_sessions_per_key {
                     if let Some(cap) = pool.cfg.max_total_sessions
                         && *total_live >= cap
@@ -654,11 +704,19 @@ impl SessionPool {
                         if permit == Permit::Trial {
                             breakers.trial_abandoned(&key.url);
                         }
-                        return Err(Error::Capacity { what: "sessions".into(), limit: cap });
+                        return Err(Error::Capacity {
+                            what: "sessions".into(),
+                            limit: cap,
+                        });
                     }
                     ks.creating += 1;
                     *total_live += 1;
-                    Next::Create(SlotPermit { pool: pool.clone(), key: key.clone(), trial: permit == Permit::Trial, armed: true })
+                    Next::Create(SlotPermit {
+                        pool: pool.clone(),
+                        key: key.clone(),
+                        trial: permit == Permit::Trial,
+                        armed: true,
+                    })
                 } else {
                     let (tx, rx) = oneshot::channel();
                     *next_waiter += 1;
@@ -765,7 +823,12 @@ impl SessionPool {
                 Ok(PooledSession {
                     pool: pool.clone(),
                     key: slot.key.clone(),
-                    entry: Some(Entry { session, created: now, last_used: now, generation: pool.generation.load(Ordering::Acquire) }),
+                    entry: Some(Entry {
+                        session,
+                        created: now,
+                        last_used: now,
+                        generation: pool.generation.load(Ordering::Acquire),
+                    }),
                     discard: false,
                 })
             }
@@ -777,14 +840,21 @@ impl SessionPool {
             Err(_) => {
                 self.creation_failed(&mut slot);
                 drop(slot);
-                Err(Error::CreateTimeout { url: identity::safe_url(&url), after: cfg.create_timeout })
+                Err(Error::CreateTimeout {
+                    url: identity::safe_url(&url),
+                    after: cfg.create_timeout,
+                })
             }
         }
     }
 
     fn creation_failed(&self, slot: &mut SlotPermit) {
         let pool = &self.inner;
-        let tripped = pool.lock().breakers.failure(&slot.key.url, pool.cfg.circuit_breaker_threshold, pool.cfg.circuit_breaker_reset);
+        let tripped = pool.lock().breakers.failure(
+            &slot.key.url,
+            pool.cfg.circuit_breaker_threshold,
+            pool.cfg.circuit_breaker_reset,
+        );
         // The failure is recorded: dropping the permit only frees the slot.
         slot.trial = false;
         if tripped {
@@ -826,9 +896,15 @@ impl SessionPool {
                     break;
                 }
                 HealthCheck::Ping => runtime::timeout(bound, s.ping()).await,
-                HealthCheck::ListTools => runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await,
-                HealthCheck::ListPrompts => runtime::timeout(bound, async { s.list_prompts().await.map(drop) }).await,
-                HealthCheck::ListResources => runtime::timeout(bound, async { s.list_resources().await.map(drop) }).await,
+                HealthCheck::ListTools => {
+                    runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await
+                }
+                HealthCheck::ListPrompts => {
+                    runtime::timeout(bound, async { s.list_prompts().await.map(drop) }).await
+                }
+                HealthCheck::ListResources => {
+                    runtime::timeout(bound, async { s.list_resources().await.map(drop) }).await
+                }
             };
             match result {
                 Ok(Ok(())) => {
@@ -876,12 +952,17 @@ impl SessionPool {
         name: &str,
         arguments: serde_json::Value,
     ) -> Result<rmcp::model::CallToolResult> {
-        self.with_session(req, |s| async move { s.call_tool(name, arguments).await }).await
+        self.with_session(req, |s| async move { s.call_tool(name, arguments).await })
+            .await
     }
 
     fn evict_if_due(&self) {
         let due = {
-            let mut last = self.inner.last_eviction.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .inner
+                .last_eviction
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if last.elapsed() >= self.inner.cfg.reaper_interval {
                 *last = Instant::now();
                 true
@@ -897,7 +978,11 @@ impl SessionPool {
     /// How many acquires are waiting for a session of `req`'s key.
     pub fn waiting(&self, req: &AcquireRequest) -> usize {
         let key = self.key_of(req);
-        self.inner.lock().keys.get(&key).map_or(0, |ks| ks.waiters.len())
+        self.inner
+            .lock()
+            .keys
+            .get(&key)
+            .map_or(0, |ks| ks.waiters.len())
     }
 
     /// Runs idle-key eviction and reaping now (the background reaper does it every
@@ -908,20 +993,39 @@ impl SessionPool {
 
     /// A snapshot of the metrics.
     pub fn metrics(&self) -> PoolMetrics {
-        let [hits, misses, evictions, health_check_failures, circuit_breaker_trips, pool_keys_evicted, sessions_reaped, anonymous_identity_count] =
-            self.inner.counters.load();
+        let [
+            hits,
+            misses,
+            evictions,
+            health_check_failures,
+            circuit_breaker_trips,
+            pool_keys_evicted,
+            sessions_reaped,
+            anonymous_identity_count,
+        ] = self.inner.counters.load();
         let st = self.inner.lock();
         let pools = st
             .keys
             .iter()
             .map(|(k, ks)| {
-                (k.to_string(), KeyMetrics { available: ks.idle.len(), active: ks.busy + ks.creating, max: self.inner.cfg.max_sessions_per_key })
+                (
+                    k.to_string(),
+                    KeyMetrics {
+                        available: ks.idle.len(),
+                        active: ks.busy + ks.creating,
+                        max: self.inner.cfg.max_sessions_per_key,
+                    },
+                )
             })
             .collect();
         PoolMetrics {
             hits,
             misses,
-            hit_rate: if hits + misses == 0 { 0.0 } else { hits as f64 / (hits + misses) as f64 },
+            hit_rate: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
             evictions,
             health_check_failures,
             circuit_breaker_trips,
@@ -969,7 +1073,10 @@ impl SessionPool {
         let bound = self.inner.cfg.cleanup_timeout;
         let all = futures::future::join_all(sessions.iter().map(|s| s.shutdown()));
         if runtime::timeout(bound, all).await.is_err() {
-            tracing::warn!(count = sessions.len(), "closing pooled sessions exceeded {bound:?}; aborting their owners");
+            tracing::warn!(
+                count = sessions.len(),
+                "closing pooled sessions exceeded {bound:?}; aborting their owners"
+            );
             for s in &sessions {
                 s.abort_owner();
             }
@@ -977,9 +1084,13 @@ impl SessionPool {
     }
 }
 
-fn session_builder(cfg: &PoolConfig, req: &AcquireRequest, key: &PoolKey) -> Result<SessionBuilder> {
+fn session_builder(
+    cfg: &PoolConfig,
+    req: &AcquireRequest,
+    key: &PoolKey,
+) -> Result<SessionBuilder> {
     let target = match &req.target {
-        PoolTarget::Stdio(spec) => Target::Stdio(spec.clone()),
+        PoolTarget::Stdio(spec) => Target::Stdio((**spec).clone()),
         PoolTarget::Url(url, Transport::StreamableHttp) => Target::Http(url.clone()),
         PoolTarget::Url(_, other) => {
             return Err(Error::Invalid {
@@ -989,7 +1100,10 @@ fn session_builder(cfg: &PoolConfig, req: &AcquireRequest, key: &PoolKey) -> Res
         }
     };
     let mut b = Session::builder(target)
-        .name(format!("pool:{}", &key.identity_hash[..key.identity_hash.len().min(8)]))
+        .name(format!(
+            "pool:{}",
+            &key.identity_hash[..key.identity_hash.len().min(8)]
+        ))
         .connect_attempts(1)
         // The pool's create_timeout bounds the whole creation; this inner bound only backs it up.
         .init_timeout(cfg.create_timeout + Duration::from_secs(1))
@@ -1032,7 +1146,10 @@ fn evict_idle(pool: &Arc<PoolInner>) {
         let mut evicted_keys = Vec::new();
         let mut reaped = 0usize;
         for (key, ks) in st.keys.iter_mut() {
-            let key_idle = ks.busy == 0 && ks.creating == 0 && ks.waiters.is_empty() && ks.last_activity.elapsed() >= cfg.idle_pool_eviction;
+            let key_idle = ks.busy == 0
+                && ks.creating == 0
+                && ks.waiters.is_empty()
+                && ks.last_activity.elapsed() >= cfg.idle_pool_eviction;
             if key_idle {
                 reaped += ks.idle.len();
                 to_close.extend(ks.idle.drain(..).map(|e| e.session));
@@ -1042,7 +1159,9 @@ fn evict_idle(pool: &Arc<PoolInner>) {
             let before = ks.idle.len();
             let mut keep = VecDeque::with_capacity(before);
             for e in ks.idle.drain(..) {
-                if e.created.elapsed() > cfg.session_ttl || e.last_used.elapsed() >= cfg.idle_pool_eviction {
+                if e.created.elapsed() > cfg.session_ttl
+                    || e.last_used.elapsed() >= cfg.idle_pool_eviction
+                {
                     to_close.push(e.session);
                 } else {
                     keep.push_back(e);
@@ -1055,8 +1174,12 @@ fn evict_idle(pool: &Arc<PoolInner>) {
             st.keys.remove(k);
         }
         st.total_live = st.total_live.saturating_sub(reaped);
-        pool.counters.sessions_reaped.fetch_add(reaped as u64, Ordering::Relaxed);
-        pool.counters.pool_keys_evicted.fetch_add(evicted_keys.len() as u64, Ordering::Relaxed);
+        pool.counters
+            .sessions_reaped
+            .fetch_add(reaped as u64, Ordering::Relaxed);
+        pool.counters
+            .pool_keys_evicted
+            .fetch_add(evicted_keys.len() as u64, Ordering::Relaxed);
     }
     for s in to_close {
         close_in_background(Some(s), cfg.cleanup_timeout);
