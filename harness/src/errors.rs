@@ -204,6 +204,34 @@ pub enum Error {
         limit: usize,
     },
 
+    /// A request forwarded to the worker that owns its session got no reply in time.
+    #[error(
+        "forwarding `{method}` for session {session}... to worker `{owner}` got no reply within {after:?}; the owner may be hung (it still holds the session until its heartbeat expires)"
+    )]
+    ForwardTimeout {
+        /// The first characters of the downstream session id.
+        session: String,
+        /// The owning worker.
+        owner: String,
+        /// The request's method.
+        method: String,
+        /// The forward timeout.
+        after: Duration,
+    },
+
+    /// The owning worker answered a forwarded request with an error.
+    #[error("worker `{owner}` failed `{method}` for session {session}...: {reason}")]
+    Forwarded {
+        /// The first characters of the downstream session id.
+        session: String,
+        /// The owning worker.
+        owner: String,
+        /// The request's method.
+        method: String,
+        /// The owner's error message.
+        reason: String,
+    },
+
     /// Bad input from the user of the harness (an invalid header, a bad url, ...).
     #[error("invalid {what}: {reason}")]
     Invalid {

@@ -368,7 +368,17 @@ impl Session {
     /// logging, ...). Only notifications sent after the call are seen.
     pub fn notifications(&self) -> Notifications {
         Notifications {
-            rx: self.conn().shared.notifications.subscribe(),
+            rx: match &*self
+                .conn()
+                .shared
+                .notifications
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+            {
+                Some(tx) => tx.subscribe(),
+                // Closed: a receiver whose sender is already gone ends at once.
+                None => broadcast::channel(1).1,
+            },
         }
     }
 
@@ -754,7 +764,8 @@ impl ProcessRef {
 struct Shared {
     peer: RwLock<Option<Peer<RoleClient>>>,
     closed: RwLock<Option<String>>,
-    notifications: broadcast::Sender<ServerNotification>,
+    /// Taken (dropped) when the owner finishes, so that subscribers see the end.
+    notifications: Mutex<Option<broadcast::Sender<ServerNotification>>>,
 }
 
 type CloseReply = Box<dyn FnOnce() + Send>;
@@ -788,7 +799,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             peer: RwLock::new(None),
             closed: RwLock::new(None),
-            notifications,
+            notifications: Mutex::new(Some(notifications)),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -1046,7 +1057,12 @@ async fn owner_task(
             ClientCapabilities::default(),
             Implementation::new(cfg.name.clone(), env!("CARGO_PKG_VERSION")),
         ),
-        notifications: shared.notifications.clone(),
+        notifications: shared
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .expect("the owner is the only one that takes the sender, at its end"),
     };
     let target = cfg.target.describe();
     let mut child: Option<Arc<ChildProcess>> = None;
@@ -1170,6 +1186,11 @@ async fn owner_task(
         _ = &mut waiting => "the transport closed (the server went away or closed the connection)".to_owned(),
     };
     *shared.closed.write().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    shared
+        .notifications
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
     finish_child(&cfg, child.as_deref()).await;
     tracing::debug!("session closed");
     for reply in replies {

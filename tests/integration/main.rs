@@ -3,10 +3,12 @@
 
 mod support;
 
+mod affinity;
 mod cancellation;
 mod config;
 mod faults;
 mod identity;
+mod notifications;
 mod pool;
 mod runtime;
 mod teardown;

@@ -135,3 +135,41 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// A real `redis-server` on a free loopback port, started through the harness's process layer
+/// (stopped when the returned handle is dropped). Fails with how to install it when missing.
+pub async fn redis_server() -> (mcp_harness::Server, String) {
+    use mcp_harness::{AddressSource, Readiness, Server, ServerSpec};
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join("redis-server").is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "redis-server is not installed: install it with `apt-get install redis-server` (scripts/setup.sh does this)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let spec = ServerSpec::new("redis", "redis-server")
+        .args([
+            "--port",
+            "{port}",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        // Not an MCP server: only its TCP port is probed.
+        .transport(Transport::StreamableHttp)
+        .address(AddressSource::Fixed(url.clone()))
+        .readiness(Readiness::TcpConnect);
+    let server = Server::start_on_port(spec, port)
+        .await
+        .expect("redis-server");
+    (server, url)
+}

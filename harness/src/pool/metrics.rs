@@ -92,6 +92,8 @@ pub struct PoolMetrics {
     pub pools: BTreeMap<String, KeyMetrics>,
     /// Per url.
     pub circuit_breakers: BTreeMap<String, CircuitBreakerMetrics>,
+    /// list_changed handling.
+    pub notifications: super::NotificationMetrics,
 }
 
 impl Counters {

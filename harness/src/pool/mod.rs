@@ -6,9 +6,12 @@
 //! timeout is unhealthy, a tripped circuit is half-open after its reset period, and the identity
 //! is hashed once per acquire.
 
+mod affinity;
 mod breaker;
 pub(crate) mod identity;
 mod metrics;
+mod notify;
+mod store;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -19,20 +22,29 @@ use std::time::{Duration, Instant};
 use http::HeaderMap;
 use tokio::sync::oneshot;
 
+pub use affinity::WorkerConfig;
 pub use breaker::CircuitBreakerMetrics;
 pub use identity::{
     ANONYMOUS, DEFAULT_IDENTITY_HEADERS, IdentityExtractor, JwtSubjectExtractor, PoolKey,
     SESSION_ID_HEADER,
 };
 pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
+pub use notify::{
+    Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
+};
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
+pub use store::{Claim, MemoryStore, OwnershipStore, StoreError, StoreResult};
 
 use crate::errors::{Error, Result};
 use crate::process::{ServerSpec, Transport};
 use crate::runtime;
 use crate::session::{Session, SessionBuilder, Target};
+use affinity::Affinity;
 use breaker::{Breakers, Permit};
 use identity::IdentityRules;
 use metrics::{Counters, bump};
+use notify::RefreshScheduler;
 
 /// One step of the health-check chain run before reusing a session idle for longer than
 /// `health_check_interval`.
@@ -71,6 +83,11 @@ pub struct PoolConfig {
     max_pool_keys: Option<usize>,
     max_total_sessions: Option<usize>,
     rules: IdentityRules,
+    worker: Option<WorkerConfig>,
+    exclusive: bool,
+    affinity_ttl: Duration,
+    debounce: Duration,
+    refresh: Option<RefreshCallback>,
 }
 
 impl fmt::Debug for PoolConfig {
@@ -111,6 +128,11 @@ impl Default for PoolConfig {
             request_timeout: Duration::from_secs(30),
             max_pool_keys: None,
             max_total_sessions: None,
+            worker: None,
+            exclusive: false,
+            affinity_ttl: Duration::from_secs(300),
+            debounce: Duration::from_secs(1),
+            refresh: None,
             rules: IdentityRules {
                 headers: DEFAULT_IDENTITY_HEADERS
                     .iter()
@@ -217,6 +239,49 @@ impl PoolBuilder {
         self
     }
 
+    /// Makes this pool a worker that shares session ownership with other workers through
+    /// `worker`'s store (and turns affinity on).
+    pub fn worker(mut self, worker: WorkerConfig) -> Self {
+        self.cfg.rules.affinity = true;
+        self.cfg.worker = Some(worker);
+        self
+    }
+
+    /// Exclusive mode: one upstream session per downstream session (`x-mcp-session-id`), never
+    /// shared, for stateful servers whose state must not leak between downstream clients.
+    pub fn exclusive(mut self, on: bool) -> Self {
+        self.cfg.exclusive = on;
+        if on {
+            self.cfg.rules.affinity = true;
+        }
+        self
+    }
+
+    /// How long session mappings live without a worker (default 300 s; with a worker, its
+    /// `affinity_ttl`).
+    pub fn affinity_ttl(mut self, d: Duration) -> Self {
+        self.cfg.affinity_ttl = d;
+        self
+    }
+
+    /// The debounce window for list_changed refreshes (default 1 s).
+    pub fn debounce(mut self, d: Duration) -> Self {
+        self.cfg.debounce = d;
+        self
+    }
+
+    /// Runs `callback` for debounced list_changed refreshes, one at a time per gateway.
+    pub fn on_refresh(mut self, callback: RefreshCallback) -> Self {
+        self.cfg.refresh = Some(callback);
+        self
+    }
+
+    /// Keeps `catalog` up to date from list_changed notifications (the harness's own refresh
+    /// callback).
+    pub fn catalog(self, catalog: &Catalog) -> Self {
+        self.on_refresh(catalog.callback())
+    }
+
     /// A soft cap on the number of pool keys.
     pub fn max_pool_keys(mut self, cap: usize) -> Self {
         self.cfg.max_pool_keys = Some(cap);
@@ -231,7 +296,15 @@ impl PoolBuilder {
 
     /// Builds the pool and starts its background reaper on the shared runtime.
     pub fn build(self) -> SessionPool {
+        let affinity = Affinity::new(self.cfg.worker.clone(), self.cfg.affinity_ttl);
+        let refresh = self
+            .cfg
+            .refresh
+            .clone()
+            .map(|cb| RefreshScheduler::new(self.cfg.debounce, cb));
         let inner = Arc::new(PoolInner {
+            affinity,
+            refresh,
             cfg: self.cfg,
             state: Mutex::new(State::default()),
             counters: Counters::default(),
@@ -240,6 +313,7 @@ impl PoolBuilder {
             last_eviction: Mutex::new(Instant::now()),
         });
         spawn_reaper(Arc::downgrade(&inner));
+        affinity::start_worker(Arc::downgrade(&inner));
         SessionPool { inner }
     }
 }
@@ -388,6 +462,8 @@ impl fmt::Debug for SessionPool {
 
 struct PoolInner {
     cfg: PoolConfig,
+    affinity: Arc<Affinity>,
+    refresh: Option<Arc<RefreshScheduler>>,
     state: Mutex<State>,
     counters: Counters,
     closed: AtomicBool,
@@ -409,6 +485,7 @@ struct KeyState {
     creating: usize,
     waiters: VecDeque<(u64, oneshot::Sender<Grant>)>,
     last_activity: Instant,
+    max: usize,
 }
 
 impl KeyState {
@@ -650,7 +727,7 @@ impl SessionPool {
         if pool.closed() {
             return Err(Error::PoolClosed);
         }
-        let key = self.key_for(&req);
+        let (key, exclusive) = self.resolve_key(&req).await?;
         self.evict_if_due();
         let deadline = Instant::now() + pool.cfg.acquire_timeout;
         loop {
@@ -668,6 +745,12 @@ impl SessionPool {
                             limit: cap,
                         });
                     }
+                    // Exclusive mode: a downstream session's upstream session is never shared.
+                    let max = if exclusive {
+                        1
+                    } else {
+                        pool.cfg.max_sessions_per_key
+                    };
                     st.keys.insert(
                         key.clone(),
                         KeyState {
@@ -676,6 +759,7 @@ impl SessionPool {
                             creating: 0,
                             waiters: VecDeque::new(),
                             last_activity: Instant::now(),
+                            max,
                         },
                     );
                 }
@@ -687,7 +771,7 @@ impl SessionPool {
                 } = &mut *st;
                 let ks = keys.get_mut(&key).expect("inserted above");
                 ks.last_activity = Instant::now();
-                let needs_create = ks.idle.is_empty() && ks.live() < pool.cfg.max_sessions_per_key;
+                let needs_create = ks.idle.is_empty() && ks.live() < ks.max;
                 let permit = breakers.check(&key.url, needs_create)?;
                 if let Some(entry) = ks.idle.pop_front() {
                     ks.busy += 1;
@@ -697,7 +781,7 @@ impl SessionPool {
                         entry: Some(entry),
                         discard: false,
                     })
-                } else if ks.live() < pool.cfg.max_sessions_per_key {
+                } else if ks.live() < ks.max {
                     if let Some(cap) = pool.cfg.max_total_sessions
                         && *total_live >= cap
                     {
@@ -761,15 +845,41 @@ impl SessionPool {
                             if let Some(ks) = st.keys.get_mut(&key) {
                                 ks.waiters.retain(|(w, _)| *w != id);
                             }
+                            let max = st
+                                .keys
+                                .get(&key)
+                                .map_or(pool.cfg.max_sessions_per_key, |k| k.max);
                             return Err(Error::AcquireTimeout {
                                 key: key.to_string(),
                                 after: pool.cfg.acquire_timeout,
-                                max: pool.cfg.max_sessions_per_key,
+                                max,
                             });
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// The key of `req`: its affinity mapping when it names a mapped downstream session, else
+    /// computed from it (the identity hash once); and whether the key is exclusive.
+    async fn resolve_key(&self, req: &AcquireRequest) -> Result<(PoolKey, bool)> {
+        let rules = &self.inner.cfg.rules;
+        let session = if rules.affinity {
+            req.headers
+                .get(SESSION_ID_HEADER)
+                .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+        } else {
+            None
+        };
+        let Some(session) = session else {
+            return Ok((self.key_for(req), false));
+        };
+        affinity::validate_session_id(&session)?;
+        let exclusive = self.inner.cfg.exclusive;
+        match self.inner.affinity.key_for_session(&session).await {
+            Some((key, _)) => Ok((key, exclusive)),
+            None => Ok((self.key_for(req), exclusive)),
         }
     }
 
@@ -819,6 +929,9 @@ impl SessionPool {
                 slot.armed = false;
                 drop(st);
                 bump(&pool.counters.misses);
+                if let Some(refresh) = &pool.refresh {
+                    refresh.watch(slot.key.gateway_id.clone(), &session);
+                }
                 let now = Instant::now();
                 Ok(PooledSession {
                     pool: pool.clone(),
@@ -1013,11 +1126,29 @@ impl SessionPool {
                     KeyMetrics {
                         available: ks.idle.len(),
                         active: ks.busy + ks.creating,
-                        max: self.inner.cfg.max_sessions_per_key,
+                        max: ks.max,
                     },
                 )
             })
             .collect();
+        let a = &self.inner.affinity.counters;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (local_hits, redis_hits, affinity_misses) =
+            (load(&a.local_hits), load(&a.redis_hits), load(&a.misses));
+        let lookups = local_hits + redis_hits + affinity_misses;
+        let session_affinity = AffinityMetrics {
+            local_hits,
+            redis_hits,
+            misses: affinity_misses,
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                (local_hits + redis_hits) as f64 / lookups as f64
+            },
+            forwarded_requests: load(&a.forwarded_requests),
+            forwarded_failures: load(&a.forwarded_failures),
+            forwarded_timeouts: load(&a.forwarded_timeouts),
+        };
         PoolMetrics {
             hits,
             misses,
@@ -1034,7 +1165,13 @@ impl SessionPool {
             anonymous_identity_count,
             pool_key_count: st.keys.len(),
             total_active_sessions: st.total_live,
-            session_affinity: AffinityMetrics::default(),
+            session_affinity,
+            notifications: self
+                .inner
+                .refresh
+                .as_ref()
+                .map(|r| r.metrics())
+                .unwrap_or_default(),
             pools,
             circuit_breakers: st.breakers.snapshot(),
         }
@@ -1173,6 +1310,7 @@ fn evict_idle(pool: &Arc<PoolInner>) {
         for k in &evicted_keys {
             st.keys.remove(k);
         }
+        pool.affinity.drop_mappings_for(&evicted_keys);
         st.total_live = st.total_live.saturating_sub(reaped);
         pool.counters
             .sessions_reaped
