@@ -433,6 +433,55 @@ pub(crate) fn rejection_reason(
     }
 }
 
+/// Asks a streamable HTTP endpoint why it refuses these credentials: one unauthenticated-
+/// as-configured POST whose 401/403 challenge and body carry the reason (rmcp's error does
+/// not keep the body). `None` if the endpoint does not refuse it now.
+pub(crate) async fn diagnose_refusal(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, Secret)],
+    credentials: &Credentials,
+) -> Option<String> {
+    let token = credentials.token().await.ok().flatten();
+    let mut request = client
+        .post(url)
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.expose());
+    }
+    if let Some(t) = &token {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+        value.set_sensitive(true);
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let response = runtime::timeout(Duration::from_secs(5), request.send())
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.status();
+    if status != reqwest::StatusCode::UNAUTHORIZED && status != reqwest::StatusCode::FORBIDDEN {
+        return None;
+    }
+    let challenge = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = runtime::timeout(Duration::from_secs(2), response.bytes())
+        .await
+        .ok()
+        .and_then(|b| b.ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    Some(rejection_reason(
+        Some(status.as_u16()),
+        challenge.as_deref(),
+        body.as_ref(),
+        token.is_some(),
+    ))
+}
+
 /// Extracts the reason from an rmcp error chain that quotes a `WWW-Authenticate` header.
 pub(crate) fn rejection_reason_from_chain(chain: &str, sent_credentials: bool) -> String {
     let challenge = chain.find("Bearer").map(|i| &chain[i..]);
@@ -494,10 +543,8 @@ pub(crate) struct OAuthHttpClient {
 
 type HttpHeaders = std::collections::HashMap<http::HeaderName, http::HeaderValue>;
 type StreamResult<T> = std::result::Result<T, StreamableHttpError<reqwest::Error>>;
-type SseEvents = futures::stream::BoxStream<
-    'static,
-    std::result::Result<sse_stream::Sse, sse_stream::Error>,
->;
+type SseEvents =
+    futures::stream::BoxStream<'static, std::result::Result<sse_stream::Sse, sse_stream::Error>>;
 
 impl OAuthHttpClient {
     async fn token(&self) -> Option<Secret> {
@@ -510,8 +557,9 @@ impl OAuthHttpClient {
         }
     }
 
-    async fn retry_after(&self, result: &StreamResult<impl Sized>, sent: &Option<Secret>) -> bool {
-        matches!(result, Err(StreamableHttpError::AuthRequired(_)))
+    /// After a 401: true when a refreshed token is available for one retry.
+    async fn retry_after(&self, refused: bool, sent: &Option<Secret>) -> bool {
+        refused
             && match sent {
                 Some(s) => self.tokens.refresh_after_rejection(s).await,
                 None => false,
@@ -562,7 +610,8 @@ impl StreamableHttpClient for OAuthHttpClient {
                 max,
             )
             .await;
-        if !self.retry_after(&first, &sent).await {
+        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
+        if !self.retry_after(refused, &sent).await {
             return first;
         }
         let token = self.token().await;
@@ -636,7 +685,8 @@ impl StreamableHttpClient for OAuthHttpClient {
                 max,
             )
             .await;
-        if !self.retry_after(&first, &sent).await {
+        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
+        if !self.retry_after(refused, &sent).await {
             return first;
         }
         let token = self.token().await;
@@ -687,7 +737,11 @@ async fn send(
             step,
             format!("request failed: {}", without_url_query(&e)),
         )),
-        Err(_) => Err(oauth_error(target, step, format!("no answer within {bound:?}"))),
+        Err(_) => Err(oauth_error(
+            target,
+            step,
+            format!("no answer within {bound:?}"),
+        )),
     }
 }
 
@@ -1058,16 +1112,19 @@ async fn token_request(
             request = request.header(http::header::AUTHORIZATION, value);
         }
     }
-    let mut body = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form.iter() {
-        body.append_pair(k, v);
-    }
+    let body = {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form.iter() {
+            body.append_pair(k, v);
+        }
+        body.finish()
+    };
     let request = request
         .header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(body.finish());
+        .body(body);
     let response = send(request, endpoint, step, bound).await?;
     let status = response.status();
     let doc = json_body(response, endpoint, step, bound).await?;
@@ -1077,7 +1134,11 @@ async fn token_request(
         } else {
             step
         };
-        return Err(oauth_error(endpoint, step, describe_oauth_error(status, &doc)));
+        return Err(oauth_error(
+            endpoint,
+            step,
+            describe_oauth_error(status, &doc),
+        ));
     }
     Ok(doc)
 }
@@ -1108,7 +1169,8 @@ pub(crate) async fn authorize_with_headers(
     let client = register(&d, &redirect_uri, scope.as_deref(), oauth).await?;
     oauth.emit(OAuthStep::Authorization, Some(callback.addr));
     let verifier = random_url_safe(32);
-    let challenge = base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+    let challenge =
+        base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
     let state = random_url_safe(16);
     let mut url = reqwest::Url::parse(&d.authorization_endpoint).map_err(|e| {
         oauth_error(
@@ -1130,9 +1192,7 @@ pub(crate) async fn authorize_with_headers(
             q.append_pair("scope", s);
         }
     }
-    let code = callback
-        .run(url, &d, &state, oauth)
-        .await?;
+    let code = callback.run(url, &d, &state, oauth).await?;
     oauth.emit(OAuthStep::Token, None);
     let mut form = vec![
         ("grant_type", "authorization_code".to_owned()),
@@ -1282,7 +1342,13 @@ impl CallbackServer {
             let is_callback = next.host_str() == Some("127.0.0.1")
                 && next.port() == Some(self.addr.port())
                 && next.path() == "/callback";
-            let response = send(OAUTH_HTTP.get(next.clone()), target, step, oauth.step_timeout).await?;
+            let response = send(
+                OAUTH_HTTP.get(next.clone()),
+                target,
+                step,
+                oauth.step_timeout,
+            )
+            .await?;
             if is_callback {
                 delivered = true;
                 break;
@@ -1293,9 +1359,15 @@ impl CallbackServer {
                     .headers()
                     .get(http::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| oauth_error(target, step, format!("HTTP {status} without a Location")))?;
+                    .ok_or_else(|| {
+                        oauth_error(target, step, format!("HTTP {status} without a Location"))
+                    })?;
                 next = next.join(location).map_err(|e| {
-                    oauth_error(target, step, format!("the redirect Location is not a url: {e}"))
+                    oauth_error(
+                        target,
+                        step,
+                        format!("the redirect Location is not a url: {e}"),
+                    )
                 })?;
                 continue;
             }
@@ -1303,24 +1375,39 @@ impl CallbackServer {
                 .await
                 .unwrap_or(Value::Null);
             let error = if body.is_null() {
-                format!("HTTP {status}: the authorization server answered with a page instead of redirecting to the callback (it wants a browser or user interaction)")
+                format!(
+                    "HTTP {status}: the authorization server answered with a page instead of redirecting to the callback (it wants a browser or user interaction)"
+                )
             } else {
                 describe_oauth_error(status, &body)
             };
             return Err(oauth_error(target, step, error));
         }
         if !delivered {
-            return Err(oauth_error(target, step, "more than 10 redirects before the callback"));
+            return Err(oauth_error(
+                target,
+                step,
+                "more than 10 redirects before the callback",
+            ));
         }
         let received = self.received.take().expect("taken once");
         let query = match runtime::timeout(oauth.callback_timeout, received).await {
             Ok(Ok(q)) => q,
-            Ok(Err(_)) => return Err(oauth_error(target, step, "the callback server stopped before receiving the code")),
+            Ok(Err(_)) => {
+                return Err(oauth_error(
+                    target,
+                    step,
+                    "the callback server stopped before receiving the code",
+                ));
+            }
             Err(_) => {
                 return Err(oauth_error(
                     target,
                     step,
-                    format!("no authorization response on the callback within {:?}", oauth.callback_timeout),
+                    format!(
+                        "no authorization response on the callback within {:?}",
+                        oauth.callback_timeout
+                    ),
                 ));
             }
         };
@@ -1340,12 +1427,23 @@ impl CallbackServer {
             return Err(oauth_error(target, step, format!("{error}: {description}")));
         }
         if get("state") != Some(state) {
-            return Err(oauth_error(target, step, "the callback's state does not match the request (possible CSRF); refusing the code"));
+            return Err(oauth_error(
+                target,
+                step,
+                "the callback's state does not match the request (possible CSRF); refusing the code",
+            ));
         }
         if let Some(iss) = get("iss")
             && iss.trim_end_matches('/') != d.issuer.trim_end_matches('/')
         {
-            return Err(oauth_error(target, step, format!("the callback's iss {iss:?} is not the issuer {:?}", d.issuer)));
+            return Err(oauth_error(
+                target,
+                step,
+                format!(
+                    "the callback's iss {iss:?} is not the issuer {:?}",
+                    d.issuer
+                ),
+            ));
         }
         get("code")
             .filter(|c| !c.is_empty())
@@ -1389,14 +1487,18 @@ async fn serve_callback(listener: tokio::net::TcpListener, tx: oneshot::Sender<C
         let pairs: CallbackQuery = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let is_response = path == "/callback"
-            && pairs.iter().any(|(k, _)| k == "code" || k == "error");
+        let is_response =
+            path == "/callback" && pairs.iter().any(|(k, _)| k == "code" || k == "error");
         let body: &[u8] = if is_response {
             b"Authorization complete. You can close this window.\n"
         } else {
             b"Waiting for the authorization response.\n"
         };
-        let status = if is_response { "200 OK" } else { "404 Not Found" };
+        let status = if is_response {
+            "200 OK"
+        } else {
+            "404 Not Found"
+        };
         let _ = stream
             .write_all(
                 format!(
@@ -1430,7 +1532,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_standard(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -1473,14 +1579,18 @@ mod tests {
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+        let challenge =
+            base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
         assert_eq!(challenge, "E9Melhoa2OwvFWzwr8L8ZvWknkYnSCzC7mf9nTCoDDc");
     }
 
     #[test]
     fn challenge_params_are_parsed() {
         let c = r#"Bearer error="invalid_token", error_description="expired: the \"JWT\" has expired", resource_metadata="http://h/.well-known/oauth-protected-resource/mcp", scope="a b""#;
-        assert_eq!(challenge_param(c, "error").as_deref(), Some("invalid_token"));
+        assert_eq!(
+            challenge_param(c, "error").as_deref(),
+            Some("invalid_token")
+        );
         assert_eq!(
             challenge_param(c, "error_description").as_deref(),
             Some("expired: the \"JWT\" has expired")
@@ -1491,6 +1601,14 @@ mod tests {
             Some("http://h/.well-known/oauth-protected-resource/mcp")
         );
         assert!(rejection_reason(Some(401), Some(c), None, true).starts_with("expired:"));
-        assert!(rejection_reason(Some(401), Some("Bearer resource_metadata=\"x\""), None, false).starts_with("missing:"));
+        assert!(
+            rejection_reason(
+                Some(401),
+                Some("Bearer resource_metadata=\"x\""),
+                None,
+                false
+            )
+            .starts_with("missing:")
+        );
     }
 }

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod auth;
 #[cfg(feature = "bundled-servers")]
 mod bundled;
 mod errors;
@@ -42,10 +43,14 @@ mod process;
 mod runtime;
 mod secret;
 mod session;
+mod sse;
 
 #[cfg(feature = "bundled-servers")]
-pub use bundled::{Bundled, BundledAuth, BundledServer};
-pub use errors::{Error, Result};
+pub use bundled::{Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerConfig};
+pub use auth::{
+    OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
+};
+pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
 pub use runtime::run;

@@ -10,3 +10,4 @@ mod identity;
 mod pool;
 mod runtime;
 mod teardown;
+mod transports;
