@@ -818,3 +818,125 @@ fn trace_logs_of_an_authenticated_run_contain_no_secret() {
         );
     });
 }
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const PYTHON_SSE_SERVER: &str = r#"
+import os
+from mcp.server.mcpserver import MCPServer
+server = MCPServer("py-sse")
+@server.tool()
+def echo(text: str) -> str:
+    return text
+server.run(transport="sse", host="127.0.0.1", port=int(os.environ["PORT"]))
+"#;
+
+/// The official Python SDK (`mcp` 2.x) serves legacy SSE with a relative `endpoint`
+/// (`/messages/?session_id=...`). Skipped, loudly, where the SDK is not installed.
+#[test]
+fn sse_client_speaks_to_the_python_sdk_server() {
+    let available = std::process::Command::new("python3")
+        .args(["-c", "import mcp.server.mcpserver"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("SKIPPED: python3 with the `mcp` 2.x SDK is not installed");
+        return;
+    }
+    mcp_harness::run(async {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}/sse");
+        let spec = mcp_harness::ServerSpec::new("py-sse", "python3")
+            .args(["-c", PYTHON_SSE_SERVER])
+            .env("PORT", port.to_string())
+            .transport(Transport::Sse)
+            .address(mcp_harness::AddressSource::Fixed(url))
+            .readiness(mcp_harness::Readiness::McpInitialize)
+            .startup_timeout(Duration::from_secs(30));
+        let server = start_spec(spec).await;
+        let session = Session::builder(&server)
+            .name("py")
+            .header("x-tenant-id", "acme")
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()));
+        assert_eq!(
+            call_text(&session, "echo", json!({"text": "hello python"})).await,
+            "hello python"
+        );
+        let tools = session.list_tools().await.unwrap();
+        assert!(tools.iter().any(|t| t.name == "echo"));
+        session.shutdown().await.unwrap();
+    });
+}
+
+const TYPESCRIPT_SSE_SERVER: &str = r#"
+import express from "express";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
+import { z } from "zod";
+const transports = {};
+const app = express();
+app.get("/sse", async (req, res) => {
+  const server = new McpServer({ name: "ts-sse", version: "1.0.0" });
+  server.tool("echo", { text: z.string() }, async ({ text }) => ({ content: [{ type: "text", text }] }));
+  const transport = new SSEServerTransport("/messages", res);
+  transports[transport.sessionId] = transport;
+  res.on("close", () => delete transports[transport.sessionId]);
+  await server.connect(transport);
+});
+app.post("/messages", async (req, res) => {
+  const t = transports[req.query.sessionId];
+  if (!t) return res.status(404).send("no session");
+  await t.handlePostMessage(req, res);
+});
+const port = Number(process.env.PORT);
+app.listen(port, "127.0.0.1", () => console.log(`listening ${port}`));
+"#;
+
+/// The official TypeScript SDK serves legacy SSE with `SSEServerTransport` (endpoint
+/// `/messages?sessionId=...`). Needs a directory with `@modelcontextprotocol/sdk` and
+/// `express` installed (`npm install @modelcontextprotocol/sdk@1 express`), named by
+/// `MCP_HARNESS_TS_SDK_DIR`; skipped, loudly, without it.
+#[test]
+fn sse_client_speaks_to_the_typescript_sdk_server() {
+    let Some(dir) = std::env::var_os("MCP_HARNESS_TS_SDK_DIR") else {
+        eprintln!(
+            "SKIPPED: set MCP_HARNESS_TS_SDK_DIR to a directory with @modelcontextprotocol/sdk and express installed"
+        );
+        return;
+    };
+    mcp_harness::run(async {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}/sse");
+        let spec = mcp_harness::ServerSpec::new("ts-sse", "node")
+            .args(["--input-type=module", "-e", TYPESCRIPT_SSE_SERVER])
+            .cwd(dir)
+            .env("PORT", port.to_string())
+            .transport(Transport::Sse)
+            .address(mcp_harness::AddressSource::Fixed(url))
+            .readiness(mcp_harness::Readiness::McpInitialize)
+            .startup_timeout(Duration::from_secs(30));
+        let server = start_spec(spec).await;
+        let session = Session::builder(&server)
+            .name("ts")
+            .bearer_token("ignored-by-this-server")
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()));
+        assert_eq!(
+            call_text(&session, "echo", json!({"text": "hello typescript"})).await,
+            "hello typescript"
+        );
+        session.shutdown().await.unwrap();
+    });
+}
