@@ -91,30 +91,31 @@ fn rs256(sub: &str, exp_in: i64) -> Secret {
 }
 
 fn oauth_config() -> OAuthServerConfig {
-    let mut config = OAuthServerConfig::default();
-    config.user = "olivia".into();
     let loopback = vec!["http://127.0.0.1/callback".to_owned()];
-    config.clients = vec![
-        OAuthClient {
-            client_id: "pre-none".into(),
-            client_secret: None,
-            token_endpoint_auth_method: "none".into(),
-            redirect_uris: loopback.clone(),
-        },
-        OAuthClient {
-            client_id: "pre-basic".into(),
-            client_secret: Some(BASIC_SECRET.into()),
-            token_endpoint_auth_method: "client_secret_basic".into(),
-            redirect_uris: loopback.clone(),
-        },
-        OAuthClient {
-            client_id: "pre-post".into(),
-            client_secret: Some(POST_SECRET.into()),
-            token_endpoint_auth_method: "client_secret_post".into(),
-            redirect_uris: loopback,
-        },
-    ];
-    config
+    OAuthServerConfig {
+        user: "olivia".into(),
+        clients: vec![
+            OAuthClient {
+                client_id: "pre-none".into(),
+                client_secret: None,
+                token_endpoint_auth_method: "none".into(),
+                redirect_uris: loopback.clone(),
+            },
+            OAuthClient {
+                client_id: "pre-basic".into(),
+                client_secret: Some(BASIC_SECRET.into()),
+                token_endpoint_auth_method: "client_secret_basic".into(),
+                redirect_uris: loopback.clone(),
+            },
+            OAuthClient {
+                client_id: "pre-post".into(),
+                client_secret: Some(POST_SECRET.into()),
+                token_endpoint_auth_method: "client_secret_post".into(),
+                redirect_uris: loopback,
+            },
+        ],
+        ..OAuthServerConfig::default()
+    }
 }
 
 async fn start(transport: Transport, auth: BundledAuth) -> Server {
