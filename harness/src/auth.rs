@@ -484,6 +484,10 @@ pub(crate) async fn diagnose_refusal(
 
 /// Extracts the reason from an rmcp error chain that quotes a `WWW-Authenticate` header.
 pub(crate) fn rejection_reason_from_chain(chain: &str, sent_credentials: bool) -> String {
+    // The SSE transport's own refusal already carries the reason.
+    if let Some(i) = chain.rfind("unauthorized: ") {
+        return chain[i + "unauthorized: ".len()..].to_owned();
+    }
     let challenge = chain.find("Bearer").map(|i| &chain[i..]);
     let status = if chain.contains("insufficient scope") || chain.contains("403") {
         Some(403)
@@ -1581,7 +1585,7 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge =
             base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
-        assert_eq!(challenge, "E9Melhoa2OwvFWzwr8L8ZvWknkYnSCzC7mf9nTCoDDc");
+        assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
     #[test]
@@ -1601,6 +1605,17 @@ mod tests {
             Some("http://h/.well-known/oauth-protected-resource/mcp")
         );
         assert!(rejection_reason(Some(401), Some(c), None, true).starts_with("expired:"));
+        assert_eq!(
+            rejection_reason_from_chain(
+                "Transport [legacy-sse] error: unauthorized: expired: gone",
+                true
+            ),
+            "expired: gone"
+        );
+        assert!(
+            rejection_reason_from_chain(&format!("authorization required: {c}"), true)
+                .starts_with("expired:")
+        );
         assert!(
             rejection_reason(
                 Some(401),

@@ -461,14 +461,14 @@ fn listening_ports() -> HashSet<u16> {
         };
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() > 3 && fields[3] == "0A" {
-                if let Some(port) = fields[1]
+            if fields.len() > 3
+                && fields[3] == "0A"
+                && let Some(port) = fields[1]
                     .rsplit(':')
                     .next()
                     .and_then(|p| u16::from_str_radix(p, 16).ok())
-                {
-                    ports.insert(port);
-                }
+            {
+                ports.insert(port);
             }
         }
     }
