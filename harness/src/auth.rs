@@ -714,6 +714,8 @@ impl StreamableHttpClient for OAuthHttpClient {
 static OAUTH_HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // No idle connections (and their driver tasks) outlive a flow.
+        .pool_max_idle_per_host(0)
         .tcp_nodelay(true)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())

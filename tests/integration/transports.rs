@@ -499,6 +499,8 @@ fn twenty_oauth_flows_in_parallel_leave_no_listener_or_task() {
             BundledAuth::OAuth(Box::new(oauth_config())),
         )
         .await;
+        let runtime = tokio::runtime::Handle::current();
+        let tasks_before = runtime.metrics().num_alive_tasks();
         let callbacks = Arc::new(Mutex::new(Vec::new()));
         let flows = (0..20).map(|i| {
             let callbacks = callbacks.clone();
@@ -507,20 +509,14 @@ fn twenty_oauth_flows_in_parallel_leave_no_listener_or_task() {
                     callbacks.lock().unwrap().push(addr);
                 }
             });
-            let builder = Session::builder(&server)
-                .name(format!("flow-{i}"))
-                .oauth(oauth);
+            let url = server.url().to_owned();
             async move {
-                let session = builder
-                    .connect()
+                mcp_harness::authorize(&url, Transport::StreamableHttp, &oauth)
                     .await
-                    .unwrap_or_else(|e| panic!("flow {i}: {e}"));
-                let who = call_json(&session, "whoami", json!({})).await;
-                assert_eq!(who["subject"], "olivia");
-                session.shutdown().await.unwrap();
+                    .unwrap_or_else(|e| panic!("flow {i}: {e}"))
             }
         });
-        futures::future::join_all(flows).await;
+        let all_tokens = futures::future::join_all(flows).await;
         let callbacks = callbacks.lock().unwrap().clone();
         assert_eq!(callbacks.len(), 20);
         assert_eq!(
@@ -538,6 +534,35 @@ fn twenty_oauth_flows_in_parallel_leave_no_listener_or_task() {
                 "callback port {addr} still listening"
             );
         }
+        // Under nextest this process runs this test alone: every task the flows started
+        // (callback servers, HTTP connections) must be gone; under `cargo test` other tests
+        // share the runtime, so the count says nothing there.
+        if std::env::var_os("NEXTEST").is_some() {
+            eventually(
+                "the flows' tasks to end",
+                Duration::from_secs(5),
+                || async { (runtime.metrics().num_alive_tasks() <= tasks_before).then_some(()) },
+            )
+            .await;
+        }
+        // Twenty distinct clients, each authorized: twenty sessions in parallel.
+        let ids: HashSet<String> = all_tokens
+            .iter()
+            .map(|t| t.client_id().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 20);
+        let sessions = all_tokens.into_iter().enumerate().map(|(i, tokens)| {
+            let builder = Session::builder(&server)
+                .name(format!("flow-{i}"))
+                .oauth_tokens(Arc::new(tokens));
+            async move {
+                let session = builder.connect().await.unwrap();
+                let who = call_json(&session, "whoami", json!({})).await;
+                assert_eq!(who["subject"], "olivia");
+                session.shutdown().await.unwrap();
+            }
+        });
+        futures::future::join_all(sessions).await;
     });
 }
 
@@ -549,6 +574,8 @@ fn oauth_flow_cancelled_or_panicking_at_each_step_leaves_nothing_behind() {
             BundledAuth::OAuth(Box::new(oauth_config())),
         )
         .await;
+        let runtime = tokio::runtime::Handle::current();
+        let tasks_before = runtime.metrics().num_alive_tasks();
         for step in [
             OAuthStep::Discovery,
             OAuthStep::Registration,
@@ -596,6 +623,15 @@ fn oauth_flow_cancelled_or_panicking_at_each_step_leaves_nothing_behind() {
                 }
                 assert_callbacks_gone(&addrs).await;
             }
+        }
+        // Under nextest (this test alone in its process) no task of the flows is left either.
+        if std::env::var_os("NEXTEST").is_some() {
+            eventually(
+                "the cancelled flows' tasks to end",
+                Duration::from_secs(5),
+                || async { (runtime.metrics().num_alive_tasks() <= tasks_before).then_some(()) },
+            )
+            .await;
         }
         // And the server is still fine for a complete flow.
         let tokens =
