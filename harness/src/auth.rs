@@ -95,6 +95,8 @@ pub struct OAuth {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     auth_method: TokenEndpointAuth,
+    /// Whether the user chose the method (else the server's metadata may change it).
+    auth_method_chosen: bool,
     scope: Option<String>,
     callback_port: u16,
     callback_timeout: Duration,
@@ -129,6 +131,7 @@ impl OAuth {
             client_id: None,
             client_secret: None,
             auth_method: TokenEndpointAuth::None,
+            auth_method_chosen: false,
             scope: None,
             callback_port: 0,
             callback_timeout: Duration::from_secs(30),
@@ -149,12 +152,16 @@ impl OAuth {
         self.client_id = Some(client_id.into());
         self.client_secret = client_secret;
         self.auth_method = auth_method;
+        self.auth_method_chosen = true;
         self
     }
 
-    /// The token endpoint auth method asked for at dynamic registration (default `none`).
+    /// The token endpoint auth method asked for at dynamic registration. Default: `none`
+    /// when the server's `token_endpoint_auth_methods_supported` allows it (or does not
+    /// say), else `client_secret_basic`, else `client_secret_post`.
     pub fn registration_auth(mut self, method: TokenEndpointAuth) -> Self {
         self.auth_method = method;
+        self.auth_method_chosen = true;
         self
     }
 
@@ -798,6 +805,8 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     registration_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported`, if the metadata says.
+    auth_methods: Option<Vec<String>>,
     scope: Option<String>,
 }
 
@@ -976,6 +985,15 @@ async fn discover(
         token_endpoint: field("token_endpoint")
             .ok_or_else(|| oauth_error(&issuer, step, "the metadata has no token_endpoint"))?,
         registration_endpoint: field("registration_endpoint"),
+        auth_methods: meta
+            .get("token_endpoint_auth_methods_supported")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
         issuer,
         scope,
     })
@@ -1012,12 +1030,23 @@ async fn register(
             "the authorization server offers no dynamic client registration; use OAuth::pre_registered",
         ));
     };
+    let wanted = match (&d.auth_methods, oauth.auth_method_chosen) {
+        (Some(supported), false) => [
+            TokenEndpointAuth::None,
+            TokenEndpointAuth::ClientSecretBasic,
+            TokenEndpointAuth::ClientSecretPost,
+        ]
+        .into_iter()
+        .find(|m| supported.iter().any(|s| s == m.as_str()))
+        .unwrap_or(oauth.auth_method),
+        _ => oauth.auth_method,
+    };
     let mut body = serde_json::json!({
         "client_name": oauth.client_name,
         "redirect_uris": [redirect_uri],
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
-        "token_endpoint_auth_method": oauth.auth_method.as_str(),
+        "token_endpoint_auth_method": wanted.as_str(),
     });
     if let Some(s) = scope {
         body["scope"] = Value::from(s);
@@ -1055,7 +1084,7 @@ async fn register(
             })
         })
         .transpose()?
-        .unwrap_or(oauth.auth_method);
+        .unwrap_or(wanted);
     let secret = doc
         .get("client_secret")
         .and_then(Value::as_str)
@@ -1099,6 +1128,9 @@ async fn token_request(
             ));
         }
         TokenEndpointAuth::ClientSecretBasic => {
+            // Also in the body: RFC 6749 allows it, and some servers (the Python SDK's)
+            // require it.
+            form.push(("client_id", client.id.clone()));
             // RFC 6749 2.3.1: both parts form-urlencoded before Basic encoding.
             let id: String = url::form_urlencoded::byte_serialize(client.id.as_bytes()).collect();
             let secret: String = url::form_urlencoded::byte_serialize(

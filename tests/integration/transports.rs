@@ -977,3 +977,121 @@ fn sse_client_speaks_to_the_typescript_sdk_server() {
         session.shutdown().await.unwrap();
     });
 }
+
+const PYTHON_OAUTH_SERVER: &str = r#"
+import os, secrets, time
+from mcp.server.mcpserver import MCPServer
+from mcp.server.auth.provider import (AccessToken, AuthorizationCode, AuthorizationParams,
+    RefreshToken, construct_redirect_uri)
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions
+from mcp.shared.auth import OAuthToken
+
+PORT = int(os.environ["PORT"])
+BASE = f"http://127.0.0.1:{PORT}"
+
+class AutoApprove:
+    """An in-memory authorization server that approves user `pat` at once."""
+    def __init__(self):
+        self.clients, self.codes, self.access, self.refresh = {}, {}, {}, {}
+    async def get_client(self, client_id):
+        return self.clients.get(client_id)
+    async def register_client(self, client_info):
+        self.clients[client_info.client_id] = client_info
+    async def authorize(self, client, params: AuthorizationParams):
+        code = secrets.token_urlsafe(32)
+        self.codes[code] = AuthorizationCode(code=code, scopes=params.scopes or ["mcp"],
+            expires_at=time.time() + 60, client_id=client.client_id,
+            code_challenge=params.code_challenge, redirect_uri=params.redirect_uri,
+            redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+            resource=params.resource, subject="pat")
+        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state)
+    async def load_authorization_code(self, client, code):
+        return self.codes.get(code)
+    def _issue(self, client_id, scopes, resource):
+        at, rt = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        self.access[at] = AccessToken(token=at, client_id=client_id, scopes=scopes,
+            expires_at=int(time.time()) + 3600, resource=resource, subject="pat")
+        self.refresh[rt] = RefreshToken(token=rt, client_id=client_id, scopes=scopes,
+            resource=resource, subject="pat")
+        return OAuthToken(access_token=at, token_type="Bearer", expires_in=3600,
+            refresh_token=rt, scope=" ".join(scopes))
+    async def exchange_authorization_code(self, client, code):
+        self.codes.pop(code.code, None)
+        return self._issue(client.client_id, code.scopes, code.resource)
+    async def load_refresh_token(self, client, token):
+        return self.refresh.get(token)
+    async def exchange_refresh_token(self, client, token, scopes):
+        self.refresh.pop(token.token, None)
+        return self._issue(client.client_id, scopes or token.scopes, token.resource)
+    async def load_access_token(self, token):
+        return self.access.get(token)
+    async def revoke_token(self, token):
+        pass
+
+server = MCPServer("py-oauth", auth_server_provider=AutoApprove(), auth=AuthSettings(
+    issuer_url=BASE, resource_server_url=f"{BASE}/mcp", required_scopes=["mcp"],
+    client_registration_options=ClientRegistrationOptions(enabled=True, valid_scopes=["mcp"],
+        default_scopes=["mcp"])))
+
+@server.tool()
+def echo(text: str) -> str:
+    return text
+
+server.run(transport="streamable-http", host="127.0.0.1", port=PORT)
+"#;
+
+/// The OAuth client against another implementation: the Python SDK's authorization server
+/// routes (RFC 8414 metadata, DCR, PKCE) and resource server, with an in-memory provider
+/// that approves user `pat` at once. Its metadata does not offer `none`, so the client picks
+/// a secret-based method. Skipped, loudly, where the SDK is not installed.
+#[test]
+fn oauth_against_the_python_sdk_authorization_server() {
+    let available = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import mcp.server.mcpserver, mcp.server.auth.provider",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!("SKIPPED: python3 with the `mcp` 2.x SDK is not installed");
+        return;
+    }
+    mcp_harness::run(async {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let spec = mcp_harness::ServerSpec::new("py-oauth", "python3")
+            .args(["-c", PYTHON_OAUTH_SERVER])
+            .env("PORT", port.to_string())
+            .transport(Transport::StreamableHttp)
+            .address(mcp_harness::AddressSource::Fixed(url))
+            .readiness(mcp_harness::Readiness::TcpConnect)
+            .startup_timeout(Duration::from_secs(30));
+        let server = start_spec(spec).await;
+        let tokens = Arc::new(
+            mcp_harness::authorize(server.url(), Transport::StreamableHttp, &OAuth::new())
+                .await
+                .unwrap_or_else(|e| panic!("{e}\n{}", server.logs())),
+        );
+        assert_eq!(tokens.scope().await.as_deref(), Some("mcp"));
+        let session = Session::builder(&server)
+            .name("pat")
+            .oauth_tokens(tokens.clone())
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", server.logs()));
+        assert_eq!(
+            call_text(&session, "echo", json!({"text": "hi pat"})).await,
+            "hi pat"
+        );
+        // Refresh against their token endpoint, then keep calling.
+        tokens.refresh().await.unwrap();
+        assert_eq!(
+            call_text(&session, "echo", json!({"text": "again"})).await,
+            "again"
+        );
+        session.shutdown().await.unwrap();
+    });
+}
