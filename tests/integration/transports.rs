@@ -826,6 +826,22 @@ fn trace_logs_of_an_authenticated_run_contain_no_secret() {
             server_logs.push_str(&bearer.logs());
             server_logs.push_str(&oauth_server.logs());
         }
+        // Specs carry the secrets in the server's environment; Debug never shows them.
+        let spec = BundledServer::new(Bundled::FastTest, Transport::Sse)
+            .auth(BundledAuth::OAuth(Box::new(oauth_config())))
+            .spec();
+        let shown = format!("{spec:?} {:?}", Target::Stdio(spec.clone()));
+        assert!(
+            !shown.contains(BASIC_SECRET),
+            "a ServerSpec's Debug shows a secret"
+        );
+        let spec = BundledServer::new(Bundled::FastTest, Transport::Sse)
+            .auth(BundledAuth::Bearer(vec![(
+                ALICE_TOKEN.into(),
+                "alice".into(),
+            )]))
+            .spec();
+        assert!(!format!("{spec:?}").contains(ALICE_TOKEN));
         let logs = crate::support::captured_logs();
         assert!(
             logs.contains("OAuth step"),
