@@ -1377,9 +1377,13 @@ impl CallbackServer {
         let mut next = authorize_url;
         let mut delivered = false;
         for _hop in 0..10 {
-            let is_callback = next.host_str() == Some("127.0.0.1")
+            let is_callback = matches!(next.host_str(), Some("127.0.0.1" | "localhost"))
                 && next.port() == Some(self.addr.port())
                 && next.path() == "/callback";
+            if is_callback {
+                // The listener is on 127.0.0.1; `localhost` might resolve to ::1 first.
+                let _ = next.set_host(Some("127.0.0.1"));
+            }
             let response = send(
                 OAUTH_HTTP.get(next.clone()),
                 target,
