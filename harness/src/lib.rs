@@ -37,6 +37,8 @@
 mod auth;
 #[cfg(feature = "bundled-servers")]
 mod bundled;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod errors;
 pub mod pool;
 mod process;

@@ -4,6 +4,7 @@
 mod support;
 
 mod cancellation;
+mod cli;
 mod config;
 mod faults;
 mod identity;
