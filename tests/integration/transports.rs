@@ -175,6 +175,10 @@ async fn check_round_trip(
     let who = call_json(&session, "whoami", json!({})).await;
     assert_eq!(who["subject"], json!(subject), "{transport}: {who}");
     assert_eq!(who["transport"], transport_name(transport), "{who}");
+    // Custom headers go out on every request (over SSE: the GET and each POST).
+    if let Some(tenant) = who["headers"].get("x-tenant-id") {
+        assert_eq!(tenant, "acme");
+    }
     session.shutdown().await.unwrap();
 }
 
@@ -213,6 +217,12 @@ fn http_and_sse_without_auth_connect_call_and_report_no_subject() {
         for t in HTTP_TRANSPORTS {
             let server = start(t, BundledAuth::None).await;
             check_round_trip(&server, Session::builder(&server).name("anon"), None).await;
+            // The same server named by its url alone.
+            let target = match t {
+                Transport::Sse => Target::Sse(server.url().to_owned()),
+                _ => Target::Http(server.url().to_owned()),
+            };
+            check_round_trip(&server, Session::builder(target).name("by-url"), None).await;
         }
     });
 }
@@ -230,6 +240,11 @@ fn http_and_sse_with_bearer_tokens_report_the_token_subject() {
                 .name("alice")
                 .bearer_token(ALICE_TOKEN)
                 .header("x-tenant-id", "acme");
+            let session = builder.clone().connect().await.unwrap();
+            let who = call_json(&session, "whoami", json!({})).await;
+            assert_eq!(who["headers"]["x-tenant-id"], "acme", "{t}: {who}");
+            assert_eq!(who["headers"]["authorization"], "<redacted>", "{t}: {who}");
+            session.shutdown().await.unwrap();
             check_round_trip(&server, builder, Some("alice")).await;
         }
     });
