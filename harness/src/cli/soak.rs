@@ -99,9 +99,10 @@ pub(super) struct SoakArgs {
     /// A bearer token.
     #[arg(long, env = "MCP_HARNESS_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// The bound on each request, acquire and session creation.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    timeout: Duration,
+    /// The bound on each request, acquire and session creation (default 30 s; 5 s with --chaos,
+    /// so that a call lost with a killed server does not hold the end of the run).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
     /// How often to print a progress line when stderr is not a terminal.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     progress_every: Duration,
@@ -347,7 +348,13 @@ async fn start_upstream(args: &SoakArgs) -> Result<Upstream, (u8, String)> {
     }
 }
 
-async fn soak(args: SoakArgs) -> u8 {
+async fn soak(mut args: SoakArgs) -> u8 {
+    let timeout = args.timeout.unwrap_or(if args.chaos.is_some() {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(30)
+    });
+    args.timeout = Some(timeout);
     let upstream = match start_upstream(&args).await {
         Ok(u) => Arc::new(u),
         Err((code, message)) => {
@@ -370,9 +377,9 @@ async fn soak(args: SoakArgs) -> u8 {
     };
     let pool = SessionPool::builder()
         .max_sessions_per_key(args.max_sessions)
-        .acquire_timeout(args.timeout)
-        .create_timeout(args.timeout)
-        .request_timeout(args.timeout)
+        .acquire_timeout(timeout)
+        .create_timeout(timeout)
+        .request_timeout(timeout)
         // Chaos makes creations fail for a moment: let the circuit retry soon.
         .circuit_breaker_reset(Duration::from_millis(500))
         .build();
@@ -386,8 +393,8 @@ async fn soak(args: SoakArgs) -> u8 {
     let session_builder = {
         let mut b = Session::builder(upstream.target())
             .name("soak")
-            .init_timeout(args.timeout)
-            .request_timeout(args.timeout);
+            .init_timeout(timeout)
+            .request_timeout(timeout);
         if let Some(t) = &args.token {
             b = b.bearer_token(t.clone());
         }
@@ -522,7 +529,11 @@ async fn soak(args: SoakArgs) -> u8 {
                         }
                     };
                     let outcome = maybe_cancel(cancel_rate, call).await;
+                    let pause = backoff(&outcome);
                     account(&tally, worker, &tool, outcome, t0);
+                    if let Some(d) = pause {
+                        runtime::sleep(d).await;
+                    }
                 }
             }));
         } else {
@@ -568,7 +579,11 @@ async fn soak(args: SoakArgs) -> u8 {
                             let _ = old.shutdown().await;
                         }
                     }
+                    let pause = backoff(&outcome);
                     account(&tally, worker, &tool, outcome, t0);
+                    if let Some(d) = pause {
+                        runtime::sleep(d).await;
+                    }
                 }
                 if let Some(s) = session {
                     let _ = s.shutdown().await;
@@ -657,6 +672,18 @@ async fn maybe_cancel(
     }
 }
 
+/// How long a client waits after a failure before its next call, like a real client: an open
+/// circuit or a refused connection fails in microseconds, and retrying at once would only spin.
+fn backoff(outcome: &CallOutcome) -> Option<Duration> {
+    match outcome {
+        CallOutcome::Failed(Error::CircuitOpen { retry_in, .. }) => {
+            Some((*retry_in).clamp(Duration::from_millis(10), Duration::from_millis(100)))
+        }
+        CallOutcome::Failed(_) => Some(Duration::from_millis(20)),
+        _ => None,
+    }
+}
+
 fn account(tally: &Tally, worker: usize, tool: &str, outcome: CallOutcome, t0: Instant) {
     let t1 = Instant::now();
     match outcome {
@@ -686,7 +713,9 @@ async fn run_chaos(
         // Wake often enough to notice the end of the run.
         let next = Instant::now() + every;
         while Instant::now() < next {
-            if tally.stop.load(Ordering::Relaxed) {
+            if tally.stop.load(Ordering::Relaxed)
+                || tally.deadline.is_some_and(|d| Instant::now() >= d)
+            {
                 return;
             }
             runtime::sleep((next - Instant::now()).min(Duration::from_millis(50))).await;
