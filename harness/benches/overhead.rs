@@ -1,21 +1,22 @@
 //! The harness's own cost, measured against raw rmcp on the same servers (see BENCHMARKS.md).
 //!
-//! * `round_trip`: an `echo` tool call through a [`Session`] and through a raw rmcp client
-//!   (`rmcp::serve_client`), over stdio and streamable HTTP, one call at a time (latency) and
-//!   100 at a time (throughput). Over HTTP both clients talk to the same server process; over
-//!   stdio each has its own child running the same bundled server.
+//! * `round_trip_c1` / `round_trip_c100`: an `echo` tool call through a [`Session`] and through
+//!   a raw rmcp client (`rmcp::serve_client`), over stdio and streamable HTTP, one call at a time
+//!   (latency) and 100 at a time (throughput). Over HTTP every client talks to the same server
+//!   process; over stdio each client has its own child running the same bundled server.
 //! * `cold_start`: spawn + initialize of a stdio session (shutdown is not timed).
 //!
-//! After divan's tables, a paired pass runs raw and Session blocks alternately (so that load
-//! from other processes hits both alike) and prints the Session/raw ratios; set
-//! `MCP_BENCH_PAIRED=0` to skip it, or `MCP_BENCH_PAIRED=only` to run only it.
+//! After divan's tables, a paired pass measures the clients in alternating blocks (so that load
+//! from other processes hits them alike), also counts the CPU time this process spends per call,
+//! and prints Markdown tables with the Session/raw ratios. `MCP_BENCH_PAIRED=0` skips it,
+//! `MCP_BENCH_PAIRED=only` runs only it.
 //!
-//! Every client call is driven from the bench thread by a current-thread runtime; the clients'
-//! own tasks (the Session's owner task, the raw client's service loop) run on the harness's
-//! shared runtime, so both sides cross the same threads.
+//! Every call is driven from the bench thread by a current-thread runtime; the clients' own
+//! tasks (the Session's owner task, the raw client's service loop) run on the harness's shared
+//! runtime, so both sides cross the same threads.
 //!
-//! This binary also serves the bundled servers: the harness's loader hook turns a re-executed
-//! copy started with `MCP_HARNESS_SERVE` into `fast-test` before `main` runs.
+//! This binary also serves the bundled servers: the harness's loader hook turns a copy
+//! re-executed with `MCP_HARNESS_SERVE` into `fast-test` before `main` runs.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -40,6 +41,9 @@ use rmcp::transport::streamable_http_client::{
 const TEXT: &str = "hello";
 /// How many calls are in flight at once in the throughput benchmarks.
 const CONCURRENCY: usize = 100;
+/// Stdio clients of each kind (each with its own child), rotated through by the paired pass
+/// so that one child being scheduled better or worse than another does not decide a ratio.
+const STDIO_CLIENTS: usize = 3;
 /// What the bundled server reads from `MCP_HARNESS_SERVE` (same as `ServerSpec::bundled`).
 const SERVE_STDIO: &str = r#"{"server":"fast-test","transport":"stdio"}"#;
 
@@ -83,14 +87,42 @@ fn stdio_spec() -> ServerSpec {
 }
 
 /// A raw rmcp client on a child of its own: this binary re-executed as `fast-test` over stdio,
-/// spawned the plain way (no process group, no log files, no spawner thread).
+/// spawned the plain way (`posix_spawn`; no process group, log files or spawner thread).
 async fn raw_stdio() -> (Raw, tokio::process::Child) {
+    raw_stdio_with(server_command()).await
+}
+
+/// Like [`raw_stdio`], but the child is spawned the way the harness spawns its children: in a
+/// process group of its own and with `PR_SET_PDEATHSIG`, which takes a `pre_exec` hook, so the
+/// standard library forks instead of using `posix_spawn`.
+async fn raw_stdio_alike() -> (Raw, tokio::process::Child) {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = server_command();
+    cmd.process_group(0);
+    // SAFETY: the hook runs between fork and exec and only makes an async-signal-safe syscall.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    raw_stdio_with(cmd).await
+}
+
+fn server_command() -> std::process::Command {
     let exe = std::env::current_exe().expect("the path of this binary");
-    let mut child = tokio::process::Command::new(exe)
-        .env("MCP_HARNESS_SERVE", SERVE_STDIO)
+    let mut cmd = std::process::Command::new(exe);
+    cmd.env("MCP_HARNESS_SERVE", SERVE_STDIO)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+async fn raw_stdio_with(cmd: std::process::Command) -> (Raw, tokio::process::Child) {
+    let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the raw stdio server");
@@ -102,8 +134,8 @@ async fn raw_stdio() -> (Raw, tokio::process::Child) {
     (raw, child)
 }
 
-/// A raw rmcp client over streamable HTTP with rmcp's own default reqwest client, the in-flight
-/// limit raised to 1024 like the harness does.
+/// A raw rmcp client over streamable HTTP with rmcp's default reqwest client (which keeps no
+/// idle connections), the in-flight limit raised to 1024 like the harness does.
 async fn raw_http(url: &str) -> Raw {
     let config =
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(1024);
@@ -129,31 +161,37 @@ async fn raw_http_pooled(url: &str) -> Raw {
         .expect("raw pooled http initialize")
 }
 
-/// A Session and raw clients on the same kind of server, all open for the whole run.
+/// Sessions and raw clients on the same kind of server, all open for the whole run.
 struct Pair {
-    session: Session,
-    raw: Raw,
+    sessions: Vec<Session>,
+    raws: Vec<Raw>,
     /// HTTP only: a raw client with a pooled HTTP client like the harness's.
-    raw_pooled: Option<Raw>,
+    raw_alike: Option<Raw>,
     _server: Option<Server>,
-    _raw_child: Option<tokio::process::Child>,
+    _raw_children: Vec<tokio::process::Child>,
 }
 
-/// Created on the shared runtime, so that the raw client's service loop lives there too.
+/// Created on the shared runtime, so that the raw clients' service loops live there too.
 static STDIO: LazyLock<Pair> = LazyLock::new(|| {
     mcp_harness::run(async {
-        let session = Session::builder(Target::Stdio(stdio_spec()))
-            .name("bench")
-            .connect()
-            .await
-            .expect("stdio session");
-        let (raw, child) = raw_stdio().await;
+        let (mut sessions, mut raws, mut children) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..STDIO_CLIENTS {
+            let session = Session::builder(Target::Stdio(stdio_spec()))
+                .name("bench")
+                .connect()
+                .await
+                .expect("stdio session");
+            sessions.push(session);
+            let (raw, child) = raw_stdio().await;
+            raws.push(raw);
+            children.push(child);
+        }
         Pair {
-            session,
-            raw,
-            raw_pooled: None,
+            sessions,
+            raws,
+            raw_alike: None,
             _server: None,
-            _raw_child: Some(child),
+            _raw_children: children,
         }
     })
     .checked()
@@ -173,13 +211,13 @@ static HTTP: LazyLock<Pair> = LazyLock::new(|| {
             .await
             .expect("http session");
         let raw = raw_http(server.url()).await;
-        let raw_pooled = raw_http_pooled(server.url()).await;
+        let raw_alike = raw_http_pooled(server.url()).await;
         Pair {
-            session,
-            raw,
-            raw_pooled: Some(raw_pooled),
+            sessions: vec![session],
+            raws: vec![raw],
+            raw_alike: Some(raw_alike),
             _server: Some(server),
-            _raw_child: None,
+            _raw_children: Vec::new(),
         }
     })
     .checked()
@@ -188,8 +226,12 @@ static HTTP: LazyLock<Pair> = LazyLock::new(|| {
 /// Which client a call goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
+    /// A raw rmcp client set up the plain way.
     Raw,
-    RawPooled,
+    /// A raw rmcp client set up like the harness sets up its own: over HTTP a pooled reqwest
+    /// client, for a stdio cold start a child spawned with fork + `PR_SET_PDEATHSIG`.
+    RawAlike,
+    /// A harness `Session`.
     Session,
 }
 
@@ -197,35 +239,39 @@ impl Pair {
     /// Checks that every client gets the echo back before anything is measured.
     fn checked(self) -> Pair {
         for side in self.sides() {
-            let out = block_on(self.echo(side));
-            assert_eq!(tool_text(&out), TEXT, "{side:?}");
+            for k in 0..self.sessions.len() {
+                let out = block_on(self.echo(side, k));
+                assert_eq!(tool_text(&out), TEXT, "{side:?} #{k}");
+            }
         }
         self
     }
 
     fn sides(&self) -> Vec<Side> {
-        match self.raw_pooled {
-            Some(_) => vec![Side::Raw, Side::RawPooled, Side::Session],
+        match self.raw_alike {
+            Some(_) => vec![Side::Raw, Side::RawAlike, Side::Session],
             None => vec![Side::Raw, Side::Session],
         }
     }
 
-    fn pooled(&self) -> &Raw {
-        self.raw_pooled
+    fn alike(&self) -> &Raw {
+        self.raw_alike
             .as_ref()
             .expect("a pooled raw client (HTTP only)")
     }
 
-    async fn echo(&self, side: Side) -> CallToolResult {
+    /// One `echo` through client `k` (modulo the number of clients) of `side`.
+    async fn echo(&self, side: Side, k: usize) -> CallToolResult {
         match side {
-            Side::Raw => raw_echo(&self.raw).await,
-            Side::RawPooled => raw_echo(self.pooled()).await,
-            Side::Session => session_echo(&self.session).await,
+            Side::Raw => raw_echo(&self.raws[k % self.raws.len()]).await,
+            Side::RawAlike => raw_echo(self.alike()).await,
+            Side::Session => session_echo(&self.sessions[k % self.sessions.len()]).await,
         }
     }
 
-    async fn batch(&self, side: Side) -> Vec<CallToolResult> {
-        join_all((0..CONCURRENCY).map(|_| self.echo(side))).await
+    /// `CONCURRENCY` concurrent `echo` calls through client `k` of `side`.
+    async fn batch(&self, side: Side, k: usize) -> Vec<CallToolResult> {
+        join_all((0..CONCURRENCY).map(|_| self.echo(side, k))).await
     }
 }
 
@@ -246,16 +292,8 @@ async fn raw_echo(raw: &Raw) -> CallToolResult {
         .expect("echo through raw rmcp")
 }
 
-async fn session_batch(session: &Session) -> Vec<CallToolResult> {
-    join_all((0..CONCURRENCY).map(|_| session_echo(session))).await
-}
-
-async fn raw_batch(raw: &Raw) -> Vec<CallToolResult> {
-    join_all((0..CONCURRENCY).map(|_| raw_echo(raw))).await
-}
-
 // ---------------------------------------------------------------------------------------------
-// divan benchmarks
+// divan benchmarks (run one after another: see the paired pass for the ratios)
 
 /// One `echo` call at a time: the time per call.
 #[divan::bench_group(sample_count = 1000)]
@@ -265,31 +303,31 @@ mod round_trip_c1 {
     #[divan::bench]
     fn stdio_raw(b: Bencher) {
         let pair = &*STDIO;
-        b.bench_local(|| block_on(raw_echo(&pair.raw)));
+        b.bench_local(|| block_on(pair.echo(Side::Raw, 0)));
     }
 
     #[divan::bench]
     fn stdio_session(b: Bencher) {
         let pair = &*STDIO;
-        b.bench_local(|| block_on(session_echo(&pair.session)));
+        b.bench_local(|| block_on(pair.echo(Side::Session, 0)));
     }
 
     #[divan::bench]
     fn http_raw(b: Bencher) {
         let pair = &*HTTP;
-        b.bench_local(|| block_on(raw_echo(&pair.raw)));
+        b.bench_local(|| block_on(pair.echo(Side::Raw, 0)));
     }
 
     #[divan::bench]
     fn http_raw_pooled(b: Bencher) {
         let pair = &*HTTP;
-        b.bench_local(|| block_on(raw_echo(pair.pooled())));
+        b.bench_local(|| block_on(pair.echo(Side::RawAlike, 0)));
     }
 
     #[divan::bench]
     fn http_session(b: Bencher) {
         let pair = &*HTTP;
-        b.bench_local(|| block_on(session_echo(&pair.session)));
+        b.bench_local(|| block_on(pair.echo(Side::Session, 0)));
     }
 }
 
@@ -298,39 +336,34 @@ mod round_trip_c1 {
 mod round_trip_c100 {
     use super::*;
 
+    fn batches(b: Bencher, pair: &Pair, side: Side) {
+        b.counter(ItemsCount::new(CONCURRENCY))
+            .bench_local(|| block_on(pair.batch(side, 0)));
+    }
+
     #[divan::bench]
     fn stdio_raw(b: Bencher) {
-        let pair = &*STDIO;
-        b.counter(ItemsCount::new(CONCURRENCY))
-            .bench_local(|| block_on(raw_batch(&pair.raw)));
+        batches(b, &STDIO, Side::Raw);
     }
 
     #[divan::bench]
     fn stdio_session(b: Bencher) {
-        let pair = &*STDIO;
-        b.counter(ItemsCount::new(CONCURRENCY))
-            .bench_local(|| block_on(session_batch(&pair.session)));
+        batches(b, &STDIO, Side::Session);
     }
 
     #[divan::bench]
     fn http_raw(b: Bencher) {
-        let pair = &*HTTP;
-        b.counter(ItemsCount::new(CONCURRENCY))
-            .bench_local(|| block_on(raw_batch(&pair.raw)));
+        batches(b, &HTTP, Side::Raw);
     }
 
     #[divan::bench]
     fn http_raw_pooled(b: Bencher) {
-        let pair = &*HTTP;
-        b.counter(ItemsCount::new(CONCURRENCY))
-            .bench_local(|| block_on(pair.batch(Side::RawPooled)));
+        batches(b, &HTTP, Side::RawAlike);
     }
 
     #[divan::bench]
     fn http_session(b: Bencher) {
-        let pair = &*HTTP;
-        b.counter(ItemsCount::new(CONCURRENCY))
-            .bench_local(|| block_on(session_batch(&pair.session)));
+        batches(b, &HTTP, Side::Session);
     }
 }
 
@@ -343,6 +376,14 @@ mod cold_start {
     fn stdio_raw(b: Bencher) {
         b.bench_local(|| {
             let (raw, child) = block_on(raw_stdio());
+            RawCloser(Some((raw, child)))
+        });
+    }
+
+    #[divan::bench]
+    fn stdio_raw_forked(b: Bencher) {
+        b.bench_local(|| {
+            let (raw, child) = block_on(raw_stdio_alike());
             RawCloser(Some((raw, child)))
         });
     }
@@ -392,18 +433,56 @@ async fn close_raw(raw: Raw, mut child: tokio::process::Child) {
 mod paired {
     use super::*;
 
-    /// Rounds of blocks, one block per client each round (the order rotates every round).
-    const ROUNDS: usize = 20;
+    /// Rounds of blocks, one block per client kind each round (the order rotates every round,
+    /// and so does the stdio client used).
+    const ROUNDS: usize = 24;
     /// Calls per block at concurrency 1 (each timed on its own).
     const CALLS_PER_BLOCK: usize = 200;
     /// Batches of 100 concurrent calls per block.
     const BATCHES_PER_BLOCK: usize = 8;
-    /// Rounds of cold starts (one per client and round).
-    const COLD_ROUNDS: usize = 25;
+    /// Rounds of cold starts (one per client kind and round).
+    const COLD_ROUNDS: usize = 30;
 
-    fn quantile(sorted: &[Duration], q: f64) -> Duration {
-        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-        sorted[i]
+    /// The CPU time this whole process (bench thread, shared runtime, spawner) has used.
+    fn process_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: plain syscall writing into a timespec we own.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    /// One block of one client: each item's wall time, the calls made, the CPU time used.
+    #[derive(Clone, Default)]
+    struct Block {
+        samples: Vec<Duration>,
+        calls: usize,
+        cpu: Duration,
+    }
+
+    /// Times `n` items of `calls_per_item` calls each.
+    fn time_each<F, Fut>(n: usize, calls_per_item: usize, item: F) -> Block
+    where
+        F: Fn() -> Fut,
+        Fut: Future,
+    {
+        block_on(async {
+            let mut samples = Vec::with_capacity(n);
+            let cpu = process_cpu();
+            for _ in 0..n {
+                let start = Instant::now();
+                black_box(item().await);
+                samples.push(start.elapsed());
+            }
+            Block {
+                samples,
+                calls: n * calls_per_item,
+                cpu: process_cpu() - cpu,
+            }
+        })
     }
 
     fn median(v: &[Duration]) -> Duration {
@@ -427,6 +506,10 @@ mod paired {
         }
     }
 
+    fn quantile(sorted: &[Duration], q: f64) -> Duration {
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+
     fn us(d: Duration) -> String {
         format!("{:.1} µs", d.as_secs_f64() * 1e6)
     }
@@ -435,28 +518,28 @@ mod paired {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     }
 
-    /// Every sample of every client, and each round's samples per client.
+    /// Every block of every client kind, round by round.
     struct Paired {
         sides: Vec<Side>,
-        /// `rounds[r][i]`: the samples of `sides[i]` in round `r`.
-        rounds: Vec<Vec<Vec<Duration>>>,
+        /// `rounds[r][i]`: the block of `sides[i]` in round `r`.
+        rounds: Vec<Vec<Block>>,
     }
 
     impl Paired {
-        /// Runs `rounds` rounds; in each, `block(side)` measures one block of every side, the
-        /// first side rotating so that no client always runs first (or right after another).
+        /// Runs `rounds` rounds; in each, `block(side, round)` measures one block of every side,
+        /// the first side rotating so that no client kind always runs first.
         fn measure(
             sides: Vec<Side>,
             rounds: usize,
-            mut block: impl FnMut(Side) -> Vec<Duration>,
+            mut block: impl FnMut(Side, usize) -> Block,
         ) -> Paired {
             let n = sides.len();
             let mut all = Vec::with_capacity(rounds);
             for round in 0..rounds {
-                let mut this = vec![Vec::new(); n];
+                let mut this = vec![Block::default(); n];
                 for k in 0..n {
                     let i = (round + k) % n;
-                    this[i] = block(sides[i]);
+                    this[i] = block(sides[i], round);
                 }
                 all.push(this);
             }
@@ -469,7 +552,11 @@ mod paired {
 
         fn sorted(&self, side: Side) -> Option<Vec<Duration>> {
             let i = self.index(side)?;
-            let mut v: Vec<Duration> = self.rounds.iter().flat_map(|r| r[i].clone()).collect();
+            let mut v: Vec<Duration> = self
+                .rounds
+                .iter()
+                .flat_map(|r| r[i].samples.clone())
+                .collect();
             v.sort();
             Some(v)
         }
@@ -478,20 +565,36 @@ mod paired {
             self.sorted(side).map(|v| median(&v))
         }
 
-        /// `a/b` as "ratio of the medians (median of the per-round ratios)".
+        fn cpu_per_call(&self, side: Side) -> Option<Duration> {
+            let i = self.index(side)?;
+            let cpu: Duration = self.rounds.iter().map(|r| r[i].cpu).sum();
+            let calls: usize = self.rounds.iter().map(|r| r[i].calls).sum();
+            Some(cpu / calls as u32)
+        }
+
+        /// `a/b` of the wall medians, as "all samples (median of the per-round ratios)".
         fn ratio(&self, a: Side, b: Side) -> String {
             let (Some(ia), Some(ib)) = (self.index(a), self.index(b)) else {
                 return "—".into();
             };
-            let (ma, mb) = (self.median(a).unwrap(), self.median(b).unwrap());
-            let overall = ma.as_secs_f64() / mb.as_secs_f64();
+            let overall =
+                self.median(a).unwrap().as_secs_f64() / self.median(b).unwrap().as_secs_f64();
             let per_round = median_f64(
                 self.rounds
                     .iter()
-                    .map(|r| median(&r[ia]).as_secs_f64() / median(&r[ib]).as_secs_f64())
+                    .map(|r| {
+                        median(&r[ia].samples).as_secs_f64() / median(&r[ib].samples).as_secs_f64()
+                    })
                     .collect(),
             );
             format!("{overall:.3} ({per_round:.3})")
+        }
+
+        fn cpu_ratio(&self, a: Side, b: Side) -> String {
+            match (self.cpu_per_call(a), self.cpu_per_call(b)) {
+                (Some(a), Some(b)) => format!("{:.3}", a.as_secs_f64() / b.as_secs_f64()),
+                _ => "—".into(),
+            }
         }
 
         fn row(&self, what: &str, show: impl Fn(Duration) -> String) {
@@ -499,10 +602,22 @@ mod paired {
             println!(
                 "| {what} | {} | {} | {} | {} | {} |",
                 cell(Side::Raw),
-                cell(Side::RawPooled),
+                cell(Side::RawAlike),
                 cell(Side::Session),
                 self.ratio(Side::Session, Side::Raw),
-                self.ratio(Side::Session, Side::RawPooled),
+                self.ratio(Side::Session, Side::RawAlike),
+            );
+        }
+
+        fn cpu_row(&self, what: &str) {
+            let cell = |side| self.cpu_per_call(side).map_or("—".into(), us);
+            println!(
+                "| {what} | {} | {} | {} | {} | {} |",
+                cell(Side::Raw),
+                cell(Side::RawAlike),
+                cell(Side::Session),
+                self.cpu_ratio(Side::Session, Side::Raw),
+                self.cpu_ratio(Side::Session, Side::RawAlike),
             );
         }
 
@@ -521,119 +636,138 @@ mod paired {
         }
     }
 
-    fn time_each<F, Fut>(n: usize, call: F) -> Vec<Duration>
-    where
-        F: Fn() -> Fut,
-        Fut: Future,
-    {
-        block_on(async {
-            let mut out = Vec::with_capacity(n);
-            for _ in 0..n {
-                let start = Instant::now();
-                black_box(call().await);
-                out.push(start.elapsed());
-            }
-            out
-        })
-    }
-
     fn latency(pair: &Pair) -> Paired {
         for side in pair.sides() {
-            time_each(CALLS_PER_BLOCK, || pair.echo(side));
+            time_each(CALLS_PER_BLOCK, 1, || pair.echo(side, 0));
         }
-        Paired::measure(pair.sides(), ROUNDS, |side| {
-            time_each(CALLS_PER_BLOCK, || pair.echo(side))
+        Paired::measure(pair.sides(), ROUNDS, |side, round| {
+            time_each(CALLS_PER_BLOCK, 1, || pair.echo(side, round))
         })
     }
 
     fn throughput(pair: &Pair) -> Paired {
         for side in pair.sides() {
-            time_each(BATCHES_PER_BLOCK, || pair.batch(side));
+            time_each(BATCHES_PER_BLOCK, CONCURRENCY, || pair.batch(side, 0));
         }
-        Paired::measure(pair.sides(), ROUNDS, |side| {
-            time_each(BATCHES_PER_BLOCK, || pair.batch(side))
+        Paired::measure(pair.sides(), ROUNDS, |side, round| {
+            time_each(BATCHES_PER_BLOCK, CONCURRENCY, || pair.batch(side, round))
         })
     }
 
     /// One cold start: (spawn + initialize, shutdown).
-    fn cold(side: Side) -> (Duration, Duration) {
-        match side {
+    fn cold(side: Side) -> (Block, Duration) {
+        let cpu = process_cpu();
+        let start = Instant::now();
+        let close: Box<dyn FnOnce()> = match side {
             Side::Session => {
                 let builder = Session::builder(Target::Stdio(stdio_spec())).name("alice");
-                let start = Instant::now();
                 let session = block_on(builder.connect()).expect("stdio session");
-                let connected = start.elapsed();
-                let start = Instant::now();
-                block_on(session.shutdown()).expect("shutdown");
-                (connected, start.elapsed())
+                Box::new(move || block_on(session.shutdown()).expect("shutdown"))
             }
-            _ => {
-                let start = Instant::now();
+            Side::RawAlike => {
+                let (raw, child) = block_on(raw_stdio_alike());
+                Box::new(move || block_on(close_raw(raw, child)))
+            }
+            Side::Raw => {
                 let (raw, child) = block_on(raw_stdio());
-                let connected = start.elapsed();
-                let start = Instant::now();
-                block_on(close_raw(raw, child));
-                (connected, start.elapsed())
+                Box::new(move || block_on(close_raw(raw, child)))
             }
-        }
+        };
+        let connect = Block {
+            samples: vec![start.elapsed()],
+            calls: 1,
+            cpu: process_cpu() - cpu,
+        };
+        let start = Instant::now();
+        close();
+        (connect, start.elapsed())
     }
 
     fn cold_start() -> (Paired, Paired) {
-        let sides = vec![Side::Raw, Side::Session];
+        let sides = vec![Side::Raw, Side::RawAlike, Side::Session];
         for &side in &sides {
             cold(side);
         }
-        let mut shutdowns: Vec<(Side, Duration)> = Vec::new();
-        let connects = Paired::measure(sides.clone(), COLD_ROUNDS, |side| {
+        let mut shutdowns = Vec::new();
+        let connects = Paired::measure(sides.clone(), COLD_ROUNDS, |side, _| {
             let (connect, shutdown) = cold(side);
-            shutdowns.push((side, shutdown));
-            vec![connect]
+            shutdowns.push(shutdown);
+            connect
         });
-        // Replay the recorded shutdowns in the same order to group them the same way.
+        // The shutdowns in the order they happened, grouped the same way.
         let mut replay = shutdowns.into_iter();
-        let closes = Paired::measure(sides, COLD_ROUNDS, |side| {
-            let (s, d) = replay.next().expect("one shutdown per cold start");
-            assert_eq!(s, side);
-            vec![d]
+        let closes = Paired::measure(sides, COLD_ROUNDS, |_, _| Block {
+            samples: vec![replay.next().expect("one shutdown per cold start")],
+            calls: 1,
+            cpu: Duration::ZERO,
         });
         (connects, closes)
     }
 
     pub(super) fn run() {
-        let per_s = |d: Duration| {
+        let per_batch = |d: Duration| {
             format!(
                 "{} ({:.0} calls/s)",
                 ms(d),
                 CONCURRENCY as f64 / d.as_secs_f64()
             )
         };
-        println!();
-        println!(
-            "paired pass: {ROUNDS} rounds, one block per client each round, order rotating; \
-             ratios: of the medians (median of the per-round ratios)"
-        );
-        println!();
-        println!(
-            "| benchmark | raw rmcp | raw rmcp, pooled HTTP client | Session | Session/raw | Session/raw pooled |"
-        );
-        println!("|---|---|---|---|---|---|");
-        let mut c1 = Vec::new();
-        for (transport, pair) in [("stdio", &*STDIO), ("http", &*HTTP)] {
-            let lat = latency(pair);
-            lat.row(&format!("{transport} c=1: median per call"), us);
-            throughput(pair).row(
-                &format!("{transport} c={CONCURRENCY}: median per batch of {CONCURRENCY}"),
-                per_s,
-            );
-            c1.push((transport, lat));
+        let stdio = (&*STDIO, "stdio");
+        let http = (&*HTTP, "http");
+        let mut results = Vec::new();
+        for (pair, transport) in [stdio, http] {
+            results.push((transport, latency(pair), throughput(pair)));
         }
         let (connects, closes) = cold_start();
+
+        println!();
+        println!(
+            "paired pass: {ROUNDS} rounds ({COLD_ROUNDS} for cold starts), one block per client \
+             kind each round, order rotating; stdio rotates over {STDIO_CLIENTS} clients (and \
+             children) of each kind"
+        );
+        println!();
+        println!(
+            "\"set up like the harness\": over HTTP, a pooled reqwest client with TCP_NODELAY \
+             (rmcp's default client keeps no idle connection); for a stdio cold start, a child \
+             forked with PR_SET_PDEATHSIG in its own process group (no posix_spawn)"
+        );
+        println!();
+        println!(
+            "Wall time, medians; ratios: of all samples' medians (median of per-round ratios)"
+        );
+        println!();
+        println!(
+            "| benchmark | raw rmcp | raw rmcp, set up like the harness | Session | Session/raw | Session/raw alike |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (transport, lat, thr) in &results {
+            lat.row(&format!("{transport} c=1: per call"), us);
+            thr.row(
+                &format!("{transport} c={CONCURRENCY}: per batch of {CONCURRENCY}"),
+                per_batch,
+            );
+        }
         connects.row("stdio cold start (spawn + initialize)", ms);
         closes.row("stdio shutdown (not in the cold start)", ms);
         println!();
+        println!("CPU time of this process (client side: caller, runtime, spawner) per call");
+        println!();
+        println!(
+            "| benchmark | raw rmcp | raw rmcp, set up like the harness | Session | Session/raw | Session/raw alike |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (transport, lat, thr) in &results {
+            lat.cpu_row(&format!("{transport} c=1"));
+            thr.cpu_row(&format!("{transport} c={CONCURRENCY}"));
+        }
+        connects.cpu_row("stdio cold start");
+        println!();
+        println!("Distributions (wall time)");
+        println!();
         println!("| benchmark | client | p10 | p50 | p90 | p99 | max |");
         println!("|---|---|---|---|---|---|---|");
-        for (transport, lat) in &c1 {
+        for (transport, lat, _) in &results {
             lat.tails(&format!("{transport} c=1"), us);
         }
         connects.tails("stdio cold start", ms);
