@@ -496,7 +496,8 @@ pub(crate) fn rejection_reason_from_chain(chain: &str, sent_credentials: bool) -
         return chain[i + "unauthorized: ".len()..].to_owned();
     }
     let challenge = chain.find("Bearer").map(|i| &chain[i..]);
-    let status = if chain.contains("insufficient scope") || chain.contains("403") {
+    let lower = chain.to_ascii_lowercase();
+    let status = if lower.contains("insufficient scope") || lower.contains("http 403") {
         Some(403)
     } else {
         Some(401)
