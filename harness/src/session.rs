@@ -1022,32 +1022,6 @@ fn is_auth_failure(chain: &str) -> bool {
         || c.contains("forbidden")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_auth_failure;
-
-    #[test]
-    fn refusals_are_told_apart_from_ports_that_contain_401() {
-        for refusal in [
-            "Transport error: authorization required: Bearer resource_metadata=\"x\"",
-            "Auth required",
-            "insufficient scope: Bearer error=\"insufficient_scope\"",
-            "HTTP status client error (401 Unauthorized) for url (http://h/mcp)",
-            "HTTP 403",
-            "legacy-sse: unauthorized: expired: the JWT has expired",
-        ] {
-            assert!(is_auth_failure(refusal), "{refusal}");
-        }
-        for other in [
-            "error sending request for url (http://127.0.0.1:40123/mcp): connection refused",
-            "error sending request for url (http://127.0.0.1:34031/mcp)",
-            "the transport closed (http://127.0.0.1:14030/sse)",
-        ] {
-            assert!(!is_auth_failure(other), "{other}");
-        }
-    }
-}
-
 /// Answers the server's requests and forwards its notifications to subscribers.
 struct ClientHandler {
     info: InitializeRequestParams,
@@ -1458,4 +1432,30 @@ pub fn close_all_sessions(within: Duration) -> Vec<String> {
         closed.push(s.cfg.name.clone());
     }
     closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_auth_failure;
+
+    #[test]
+    fn refusals_are_told_apart_from_ports_that_contain_401() {
+        for refusal in [
+            "Transport error: authorization required: Bearer resource_metadata=\"x\"",
+            "Auth required",
+            "insufficient scope: Bearer error=\"insufficient_scope\"",
+            "HTTP status client error (401 Unauthorized) for url (http://h/mcp)",
+            "HTTP 403",
+            "legacy-sse: unauthorized: expired: the JWT has expired",
+        ] {
+            assert!(is_auth_failure(refusal), "{refusal}");
+        }
+        for other in [
+            "error sending request for url (http://127.0.0.1:40123/mcp): connection refused",
+            "error sending request for url (http://127.0.0.1:34031/mcp)",
+            "the transport closed (http://127.0.0.1:14030/sse)",
+        ] {
+            assert!(!is_auth_failure(other), "{other}");
+        }
+    }
 }
