@@ -516,7 +516,8 @@ async fn soak(mut args: SoakArgs) -> u8 {
             workers.push(runtime::spawn(async move {
                 while tally.next_call() {
                     let t0 = Instant::now();
-                    let call = async {
+                    // Boxed: the call's future is large, and it is moved into maybe_cancel.
+                    let call = Box::pin(async {
                         match pool
                             .call_tool(request.clone(), &tool, arguments.clone())
                             .await
@@ -527,7 +528,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                             Ok(_) => CallOutcome::Ok,
                             Err(e) => CallOutcome::Failed(e),
                         }
-                    };
+                    });
                     let outcome = maybe_cancel(cancel_rate, call).await;
                     let pause = backoff(&outcome);
                     account(&tally, worker, &tool, outcome, t0);
@@ -556,7 +557,8 @@ async fn soak(mut args: SoakArgs) -> u8 {
                             }
                         },
                     };
-                    let call = async {
+                    // Boxed: the call's future is large, and it is moved into maybe_cancel.
+                    let call = Box::pin(async {
                         match s.call_tool(&tool, arguments.clone()).await {
                             Ok(r) if r.is_error == Some(true) => {
                                 CallOutcome::ToolError(crate::tool_text(&r))
@@ -564,7 +566,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                             Ok(_) => CallOutcome::Ok,
                             Err(e) => CallOutcome::Failed(e),
                         }
-                    };
+                    });
                     let outcome = maybe_cancel(cancel_rate, call).await;
                     if let CallOutcome::Failed(e) = &outcome
                         && matches!(
