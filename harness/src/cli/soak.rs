@@ -787,7 +787,7 @@ async fn report_progress(
         };
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                "{elapsed_precise} {pos}/{len} {msg} [{wide_bar}]",
             )
             .expect("a valid template")
             .progress_chars("=> "),
@@ -837,7 +837,10 @@ async fn report_progress(
                     Some(_) => bar.set_position(done),
                     None => bar.set_position(started.elapsed().as_secs()),
                 }
-                bar.set_message(message);
+                bar.set_message(format!(
+                    "{rate:.0}/s, {failed} failed ({unexpected} unexpected), p99 {}",
+                    ms(Duration::from_micros(p99))
+                ));
             }
             None if !stop => eprintln!(
                 "soak: {:>6.1}s {done} calls, {message}",
