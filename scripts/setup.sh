@@ -6,6 +6,8 @@ set -euo pipefail
 need_apt=()
 # Keep this list in sync with what tests and the CLI need from the system.
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -14,6 +16,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The CLI scenarios (tests/integration/cli.rs) check MCP servers nobody here wrote: the official
+# Python SDK (a FastMCP/MCPServer script in tests/fixtures/) and the TypeScript SDK's example
+# server. Both installs are skipped when already present.
+if ! python3 -c 'import mcp' >/dev/null 2>&1; then
+  echo "setup: installing the MCP Python SDK (pip: mcp)" >&2
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'mcp>=1.9,<3')
+  # Debian's own python3 refuses global installs (PEP 668) unless told.
+  "${pip_install[@]}" || "${pip_install[@]}" --break-system-packages
+fi
+if ! command -v mcp-server-everything >/dev/null 2>&1; then
+  echo "setup: installing @modelcontextprotocol/server-everything (npm)" >&2
+  npm install --global --silent --no-fund --no-audit @modelcontextprotocol/server-everything@2026.8.31
 fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then

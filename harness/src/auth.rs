@@ -95,6 +95,8 @@ pub struct OAuth {
     client_id: Option<String>,
     client_secret: Option<Secret>,
     auth_method: TokenEndpointAuth,
+    /// Whether the user chose the method (else the server's metadata may change it).
+    auth_method_chosen: bool,
     scope: Option<String>,
     callback_port: u16,
     callback_timeout: Duration,
@@ -129,6 +131,7 @@ impl OAuth {
             client_id: None,
             client_secret: None,
             auth_method: TokenEndpointAuth::None,
+            auth_method_chosen: false,
             scope: None,
             callback_port: 0,
             callback_timeout: Duration::from_secs(30),
@@ -149,12 +152,16 @@ impl OAuth {
         self.client_id = Some(client_id.into());
         self.client_secret = client_secret;
         self.auth_method = auth_method;
+        self.auth_method_chosen = true;
         self
     }
 
-    /// The token endpoint auth method asked for at dynamic registration (default `none`).
+    /// The token endpoint auth method asked for at dynamic registration. Default: `none`
+    /// when the server's `token_endpoint_auth_methods_supported` allows it (or does not
+    /// say), else `client_secret_basic`, else `client_secret_post`.
     pub fn registration_auth(mut self, method: TokenEndpointAuth) -> Self {
         self.auth_method = method;
+        self.auth_method_chosen = true;
         self
     }
 
@@ -433,10 +440,64 @@ pub(crate) fn rejection_reason(
     }
 }
 
+/// Asks a streamable HTTP endpoint why it refuses these credentials: one unauthenticated-
+/// as-configured POST whose 401/403 challenge and body carry the reason (rmcp's error does
+/// not keep the body). `None` if the endpoint does not refuse it now.
+pub(crate) async fn diagnose_refusal(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, Secret)],
+    credentials: &Credentials,
+) -> Option<String> {
+    let token = credentials.token().await.ok().flatten();
+    let mut request = client
+        .post(url)
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.expose());
+    }
+    if let Some(t) = &token {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+        value.set_sensitive(true);
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let response = runtime::timeout(Duration::from_secs(5), request.send())
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.status();
+    if status != reqwest::StatusCode::UNAUTHORIZED && status != reqwest::StatusCode::FORBIDDEN {
+        return None;
+    }
+    let challenge = response
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = runtime::timeout(Duration::from_secs(2), response.bytes())
+        .await
+        .ok()
+        .and_then(|b| b.ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    Some(rejection_reason(
+        Some(status.as_u16()),
+        challenge.as_deref(),
+        body.as_ref(),
+        token.is_some(),
+    ))
+}
+
 /// Extracts the reason from an rmcp error chain that quotes a `WWW-Authenticate` header.
 pub(crate) fn rejection_reason_from_chain(chain: &str, sent_credentials: bool) -> String {
+    // The SSE transport's own refusal already carries the reason.
+    if let Some(i) = chain.rfind("unauthorized: ") {
+        return chain[i + "unauthorized: ".len()..].to_owned();
+    }
     let challenge = chain.find("Bearer").map(|i| &chain[i..]);
-    let status = if chain.contains("insufficient scope") || chain.contains("403") {
+    let lower = chain.to_ascii_lowercase();
+    let status = if lower.contains("insufficient scope") || lower.contains("http 403") {
         Some(403)
     } else {
         Some(401)
@@ -494,10 +555,8 @@ pub(crate) struct OAuthHttpClient {
 
 type HttpHeaders = std::collections::HashMap<http::HeaderName, http::HeaderValue>;
 type StreamResult<T> = std::result::Result<T, StreamableHttpError<reqwest::Error>>;
-type SseEvents = futures::stream::BoxStream<
-    'static,
-    std::result::Result<sse_stream::Sse, sse_stream::Error>,
->;
+type SseEvents =
+    futures::stream::BoxStream<'static, std::result::Result<sse_stream::Sse, sse_stream::Error>>;
 
 impl OAuthHttpClient {
     async fn token(&self) -> Option<Secret> {
@@ -510,8 +569,9 @@ impl OAuthHttpClient {
         }
     }
 
-    async fn retry_after(&self, result: &StreamResult<impl Sized>, sent: &Option<Secret>) -> bool {
-        matches!(result, Err(StreamableHttpError::AuthRequired(_)))
+    /// After a 401: true when a refreshed token is available for one retry.
+    async fn retry_after(&self, refused: bool, sent: &Option<Secret>) -> bool {
+        refused
             && match sent {
                 Some(s) => self.tokens.refresh_after_rejection(s).await,
                 None => false,
@@ -562,7 +622,8 @@ impl StreamableHttpClient for OAuthHttpClient {
                 max,
             )
             .await;
-        if !self.retry_after(&first, &sent).await {
+        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
+        if !self.retry_after(refused, &sent).await {
             return first;
         }
         let token = self.token().await;
@@ -636,7 +697,8 @@ impl StreamableHttpClient for OAuthHttpClient {
                 max,
             )
             .await;
-        if !self.retry_after(&first, &sent).await {
+        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
+        if !self.retry_after(refused, &sent).await {
             return first;
         }
         let token = self.token().await;
@@ -660,6 +722,8 @@ impl StreamableHttpClient for OAuthHttpClient {
 static OAUTH_HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // No idle connections (and their driver tasks) outlive a flow.
+        .pool_max_idle_per_host(0)
         .tcp_nodelay(true)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
@@ -687,7 +751,11 @@ async fn send(
             step,
             format!("request failed: {}", without_url_query(&e)),
         )),
-        Err(_) => Err(oauth_error(target, step, format!("no answer within {bound:?}"))),
+        Err(_) => Err(oauth_error(
+            target,
+            step,
+            format!("no answer within {bound:?}"),
+        )),
     }
 }
 
@@ -738,6 +806,8 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     registration_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported`, if the metadata says.
+    auth_methods: Option<Vec<String>>,
     scope: Option<String>,
 }
 
@@ -916,6 +986,15 @@ async fn discover(
         token_endpoint: field("token_endpoint")
             .ok_or_else(|| oauth_error(&issuer, step, "the metadata has no token_endpoint"))?,
         registration_endpoint: field("registration_endpoint"),
+        auth_methods: meta
+            .get("token_endpoint_auth_methods_supported")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
         issuer,
         scope,
     })
@@ -952,12 +1031,23 @@ async fn register(
             "the authorization server offers no dynamic client registration; use OAuth::pre_registered",
         ));
     };
+    let wanted = match (&d.auth_methods, oauth.auth_method_chosen) {
+        (Some(supported), false) => [
+            TokenEndpointAuth::None,
+            TokenEndpointAuth::ClientSecretBasic,
+            TokenEndpointAuth::ClientSecretPost,
+        ]
+        .into_iter()
+        .find(|m| supported.iter().any(|s| s == m.as_str()))
+        .unwrap_or(oauth.auth_method),
+        _ => oauth.auth_method,
+    };
     let mut body = serde_json::json!({
         "client_name": oauth.client_name,
         "redirect_uris": [redirect_uri],
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
-        "token_endpoint_auth_method": oauth.auth_method.as_str(),
+        "token_endpoint_auth_method": wanted.as_str(),
     });
     if let Some(s) = scope {
         body["scope"] = Value::from(s);
@@ -995,7 +1085,7 @@ async fn register(
             })
         })
         .transpose()?
-        .unwrap_or(oauth.auth_method);
+        .unwrap_or(wanted);
     let secret = doc
         .get("client_secret")
         .and_then(Value::as_str)
@@ -1039,6 +1129,9 @@ async fn token_request(
             ));
         }
         TokenEndpointAuth::ClientSecretBasic => {
+            // Also in the body: RFC 6749 allows it, and some servers (the Python SDK's)
+            // require it.
+            form.push(("client_id", client.id.clone()));
             // RFC 6749 2.3.1: both parts form-urlencoded before Basic encoding.
             let id: String = url::form_urlencoded::byte_serialize(client.id.as_bytes()).collect();
             let secret: String = url::form_urlencoded::byte_serialize(
@@ -1058,16 +1151,19 @@ async fn token_request(
             request = request.header(http::header::AUTHORIZATION, value);
         }
     }
-    let mut body = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form.iter() {
-        body.append_pair(k, v);
-    }
+    let body = {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form.iter() {
+            body.append_pair(k, v);
+        }
+        body.finish()
+    };
     let request = request
         .header(
             http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
-        .body(body.finish());
+        .body(body);
     let response = send(request, endpoint, step, bound).await?;
     let status = response.status();
     let doc = json_body(response, endpoint, step, bound).await?;
@@ -1077,7 +1173,11 @@ async fn token_request(
         } else {
             step
         };
-        return Err(oauth_error(endpoint, step, describe_oauth_error(status, &doc)));
+        return Err(oauth_error(
+            endpoint,
+            step,
+            describe_oauth_error(status, &doc),
+        ));
     }
     Ok(doc)
 }
@@ -1108,7 +1208,8 @@ pub(crate) async fn authorize_with_headers(
     let client = register(&d, &redirect_uri, scope.as_deref(), oauth).await?;
     oauth.emit(OAuthStep::Authorization, Some(callback.addr));
     let verifier = random_url_safe(32);
-    let challenge = base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+    let challenge =
+        base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
     let state = random_url_safe(16);
     let mut url = reqwest::Url::parse(&d.authorization_endpoint).map_err(|e| {
         oauth_error(
@@ -1130,9 +1231,7 @@ pub(crate) async fn authorize_with_headers(
             q.append_pair("scope", s);
         }
     }
-    let code = callback
-        .run(url, &d, &state, oauth)
-        .await?;
+    let code = callback.run(url, &d, &state, oauth).await?;
     oauth.emit(OAuthStep::Token, None);
     let mut form = vec![
         ("grant_type", "authorization_code".to_owned()),
@@ -1279,10 +1378,20 @@ impl CallbackServer {
         let mut next = authorize_url;
         let mut delivered = false;
         for _hop in 0..10 {
-            let is_callback = next.host_str() == Some("127.0.0.1")
+            let is_callback = matches!(next.host_str(), Some("127.0.0.1" | "localhost"))
                 && next.port() == Some(self.addr.port())
                 && next.path() == "/callback";
-            let response = send(OAUTH_HTTP.get(next.clone()), target, step, oauth.step_timeout).await?;
+            if is_callback {
+                // The listener is on 127.0.0.1; `localhost` might resolve to ::1 first.
+                let _ = next.set_host(Some("127.0.0.1"));
+            }
+            let response = send(
+                OAUTH_HTTP.get(next.clone()),
+                target,
+                step,
+                oauth.step_timeout,
+            )
+            .await?;
             if is_callback {
                 delivered = true;
                 break;
@@ -1293,9 +1402,15 @@ impl CallbackServer {
                     .headers()
                     .get(http::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| oauth_error(target, step, format!("HTTP {status} without a Location")))?;
+                    .ok_or_else(|| {
+                        oauth_error(target, step, format!("HTTP {status} without a Location"))
+                    })?;
                 next = next.join(location).map_err(|e| {
-                    oauth_error(target, step, format!("the redirect Location is not a url: {e}"))
+                    oauth_error(
+                        target,
+                        step,
+                        format!("the redirect Location is not a url: {e}"),
+                    )
                 })?;
                 continue;
             }
@@ -1303,24 +1418,39 @@ impl CallbackServer {
                 .await
                 .unwrap_or(Value::Null);
             let error = if body.is_null() {
-                format!("HTTP {status}: the authorization server answered with a page instead of redirecting to the callback (it wants a browser or user interaction)")
+                format!(
+                    "HTTP {status}: the authorization server answered with a page instead of redirecting to the callback (it wants a browser or user interaction)"
+                )
             } else {
                 describe_oauth_error(status, &body)
             };
             return Err(oauth_error(target, step, error));
         }
         if !delivered {
-            return Err(oauth_error(target, step, "more than 10 redirects before the callback"));
+            return Err(oauth_error(
+                target,
+                step,
+                "more than 10 redirects before the callback",
+            ));
         }
         let received = self.received.take().expect("taken once");
         let query = match runtime::timeout(oauth.callback_timeout, received).await {
             Ok(Ok(q)) => q,
-            Ok(Err(_)) => return Err(oauth_error(target, step, "the callback server stopped before receiving the code")),
+            Ok(Err(_)) => {
+                return Err(oauth_error(
+                    target,
+                    step,
+                    "the callback server stopped before receiving the code",
+                ));
+            }
             Err(_) => {
                 return Err(oauth_error(
                     target,
                     step,
-                    format!("no authorization response on the callback within {:?}", oauth.callback_timeout),
+                    format!(
+                        "no authorization response on the callback within {:?}",
+                        oauth.callback_timeout
+                    ),
                 ));
             }
         };
@@ -1340,12 +1470,23 @@ impl CallbackServer {
             return Err(oauth_error(target, step, format!("{error}: {description}")));
         }
         if get("state") != Some(state) {
-            return Err(oauth_error(target, step, "the callback's state does not match the request (possible CSRF); refusing the code"));
+            return Err(oauth_error(
+                target,
+                step,
+                "the callback's state does not match the request (possible CSRF); refusing the code",
+            ));
         }
         if let Some(iss) = get("iss")
             && iss.trim_end_matches('/') != d.issuer.trim_end_matches('/')
         {
-            return Err(oauth_error(target, step, format!("the callback's iss {iss:?} is not the issuer {:?}", d.issuer)));
+            return Err(oauth_error(
+                target,
+                step,
+                format!(
+                    "the callback's iss {iss:?} is not the issuer {:?}",
+                    d.issuer
+                ),
+            ));
         }
         get("code")
             .filter(|c| !c.is_empty())
@@ -1389,14 +1530,18 @@ async fn serve_callback(listener: tokio::net::TcpListener, tx: oneshot::Sender<C
         let pairs: CallbackQuery = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let is_response = path == "/callback"
-            && pairs.iter().any(|(k, _)| k == "code" || k == "error");
+        let is_response =
+            path == "/callback" && pairs.iter().any(|(k, _)| k == "code" || k == "error");
         let body: &[u8] = if is_response {
             b"Authorization complete. You can close this window.\n"
         } else {
             b"Waiting for the authorization response.\n"
         };
-        let status = if is_response { "200 OK" } else { "404 Not Found" };
+        let status = if is_response {
+            "200 OK"
+        } else {
+            "404 Not Found"
+        };
         let _ = stream
             .write_all(
                 format!(
@@ -1430,7 +1575,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_standard(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -1473,14 +1622,18 @@ mod tests {
     #[test]
     fn pkce_s256_matches_rfc7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
-        assert_eq!(challenge, "E9Melhoa2OwvFWzwr8L8ZvWknkYnSCzC7mf9nTCoDDc");
+        let challenge =
+            base64_url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+        assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
     #[test]
     fn challenge_params_are_parsed() {
         let c = r#"Bearer error="invalid_token", error_description="expired: the \"JWT\" has expired", resource_metadata="http://h/.well-known/oauth-protected-resource/mcp", scope="a b""#;
-        assert_eq!(challenge_param(c, "error").as_deref(), Some("invalid_token"));
+        assert_eq!(
+            challenge_param(c, "error").as_deref(),
+            Some("invalid_token")
+        );
         assert_eq!(
             challenge_param(c, "error_description").as_deref(),
             Some("expired: the \"JWT\" has expired")
@@ -1491,6 +1644,25 @@ mod tests {
             Some("http://h/.well-known/oauth-protected-resource/mcp")
         );
         assert!(rejection_reason(Some(401), Some(c), None, true).starts_with("expired:"));
-        assert!(rejection_reason(Some(401), Some("Bearer resource_metadata=\"x\""), None, false).starts_with("missing:"));
+        assert_eq!(
+            rejection_reason_from_chain(
+                "Transport [legacy-sse] error: unauthorized: expired: gone",
+                true
+            ),
+            "expired: gone"
+        );
+        assert!(
+            rejection_reason_from_chain(&format!("authorization required: {c}"), true)
+                .starts_with("expired:")
+        );
+        assert!(
+            rejection_reason(
+                Some(401),
+                Some("Bearer resource_metadata=\"x\""),
+                None,
+                false
+            )
+            .starts_with("missing:")
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::process::{AddressSource, Readiness, ServerSpec, Transport};
 use crate::secret::Secret;
 
-pub use mcp_harness_servers::Bundled;
+pub use mcp_harness_servers::{Bundled, OAuthClient, OAuthServerConfig};
 
 /// Runs before `main` (from `.init_array`): a process started with `MCP_HARNESS_SERVE` becomes
 /// that bundled server and exits; any other process returns at once.
@@ -36,6 +36,12 @@ pub enum BundledAuth {
     Bearer(Vec<(Secret, String)>),
     /// HS256 JWTs signed with this secret; the subject is the `sub` claim.
     Jwt(Secret),
+    /// RS256 JWTs verified with this RSA public key (PEM, `-----BEGIN PUBLIC KEY-----`); the
+    /// subject is the `sub` claim.
+    JwtRs256(String),
+    /// OAuth 2.1 through the server's built-in authorization server, which approves its
+    /// configured test user without a browser (see [`OAuthServerConfig`]).
+    OAuth(Box<OAuthServerConfig>),
 }
 
 /// Options for a bundled server; [`spec`](Self::spec) turns them into a [`ServerSpec`].
@@ -60,7 +66,7 @@ pub struct BundledServer {
 }
 
 impl BundledServer {
-    /// A bundled server of `kind` over `transport` (stdio or streamable HTTP).
+    /// A bundled server of `kind` over `transport` (stdio, streamable HTTP or legacy SSE).
     pub fn new(kind: Bundled, transport: Transport) -> Self {
         BundledServer {
             kind,
@@ -118,7 +124,8 @@ impl BundledServer {
         opts.auth = match self.auth {
             BundledAuth::None => mcp_harness_servers::AuthMode::None,
             BundledAuth::Bearer(_) => mcp_harness_servers::AuthMode::Bearer,
-            BundledAuth::Jwt(_) => mcp_harness_servers::AuthMode::Jwt,
+            BundledAuth::Jwt(_) | BundledAuth::JwtRs256(_) => mcp_harness_servers::AuthMode::Jwt,
+            BundledAuth::OAuth(_) => mcp_harness_servers::AuthMode::OAuth,
         };
         opts.port = 0;
         // The port goes through `{port}` so that a restart reuses the address it reported.
@@ -133,6 +140,8 @@ impl BundledServer {
             .env(mcp_harness_servers::SERVE_ENV, json)
             .env_remove(mcp_harness_servers::EVENT_LOG_ENV)
             .env_remove(mcp_harness_servers::JWT_SECRET_ENV)
+            .env_remove(mcp_harness_servers::JWT_PUBLIC_KEY_ENV)
+            .env_remove(mcp_harness_servers::OAUTH_CONFIG_ENV)
             .env_remove(mcp_harness_servers::BEARER_TOKENS_ENV)
             .env_remove(mcp_harness_servers::SUBJECT_ENV);
         match &self.auth {
@@ -147,6 +156,13 @@ impl BundledServer {
             }
             BundledAuth::Jwt(secret) => {
                 spec = spec.env(mcp_harness_servers::JWT_SECRET_ENV, secret.expose());
+            }
+            BundledAuth::JwtRs256(pem) => {
+                spec = spec.env(mcp_harness_servers::JWT_PUBLIC_KEY_ENV, pem);
+            }
+            BundledAuth::OAuth(config) => {
+                let json = serde_json::to_string(config).expect("OAuthServerConfig serializes");
+                spec = spec.env(mcp_harness_servers::OAUTH_CONFIG_ENV, json);
             }
         }
         if let Some(s) = &self.subject {

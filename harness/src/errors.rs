@@ -232,6 +232,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// An OAuth authorization failed at one step. Never retried.
+    #[error(
+        "OAuth {step} failed at {target}: {reason}; check the server's OAuth configuration and the client's OAuth settings"
+    )]
+    OAuth {
+        /// The url involved (the MCP endpoint, a metadata document, the token endpoint...).
+        target: String,
+        /// The step that failed.
+        step: OAuthStep,
+        /// What went wrong (never a token, code or secret).
+        reason: String,
+    },
+
     /// Bad input from the user of the harness (an invalid header, a bad url, ...).
     #[error("invalid {what}: {reason}")]
     Invalid {
@@ -240,6 +253,38 @@ pub enum Error {
         /// Why, and what would be valid.
         reason: String,
     },
+}
+
+/// The steps of an OAuth authorization, as named in [`Error::OAuth`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OAuthStep {
+    /// Finding the authorization server: the 401 challenge, protected resource metadata
+    /// (RFC 9728), authorization server metadata (RFC 8414 / OIDC discovery).
+    Discovery,
+    /// Dynamic client registration (RFC 7591), or checking pre-registered credentials.
+    Registration,
+    /// The authorization request and the code on the loopback callback.
+    Authorization,
+    /// Exchanging the code for tokens.
+    Token,
+    /// The scope asked for was refused.
+    Scope,
+    /// Refreshing an access token.
+    Refresh,
+}
+
+impl std::fmt::Display for OAuthStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OAuthStep::Discovery => "discovery",
+            OAuthStep::Registration => "registration",
+            OAuthStep::Authorization => "authorization",
+            OAuthStep::Token => "token exchange",
+            OAuthStep::Scope => "scope",
+            OAuthStep::Refresh => "token refresh",
+        })
+    }
 }
 
 fn tail_suffix(tail: &str) -> String {

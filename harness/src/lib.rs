@@ -34,18 +34,25 @@
 #![warn(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod auth;
 #[cfg(feature = "bundled-servers")]
 mod bundled;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod errors;
 pub mod pool;
 mod process;
 mod runtime;
 mod secret;
 mod session;
+mod sse;
 
 #[cfg(feature = "bundled-servers")]
-pub use bundled::{Bundled, BundledAuth, BundledServer};
-pub use errors::{Error, Result};
+pub use bundled::{Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerConfig};
+pub use auth::{
+    OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
+};
+pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
 pub use runtime::run;

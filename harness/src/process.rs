@@ -130,7 +130,7 @@ pub enum Readiness {
 ///     .url_from_stdout(|line| line.strip_prefix("listening on ").map(str::to_owned));
 /// assert_eq!(spec.name(), "my-python-server");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerSpec {
     pub(crate) name: String,
     pub(crate) program: OsString,
@@ -143,6 +143,33 @@ pub struct ServerSpec {
     pub(crate) readiness: Readiness,
     pub(crate) startup_timeout: Duration,
     pub(crate) stop_grace: Duration,
+}
+
+/// Environment values are never shown: they carry secrets (JWT keys, bearer tokens, OAuth
+/// client secrets).
+impl fmt::Debug for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSpec")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field(
+                "env",
+                &self
+                    .env
+                    .iter()
+                    .map(|(k, _)| (k, "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("env_remove", &self.env_remove)
+            .field("cwd", &self.cwd)
+            .field("transport", &self.transport)
+            .field("address", &self.address)
+            .field("readiness", &self.readiness)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("stop_grace", &self.stop_grace)
+            .finish()
+    }
 }
 
 impl ServerSpec {

@@ -24,6 +24,7 @@ use rmcp::transport::streamable_http_client::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument as _;
 
+use crate::auth::{Credentials, OAuth, OAuthHttpClient, OAuthTokens};
 use crate::errors::{Error, Result};
 use crate::process::{ChildProcess, Server, ServerSpec, Transport};
 use crate::runtime;
@@ -39,6 +40,9 @@ pub enum Target {
     Stdio(ServerSpec),
     /// A streamable HTTP endpoint (for example `http://127.0.0.1:4000/mcp`).
     Http(String),
+    /// A legacy HTTP+SSE endpoint (2024-11-05), the url of its event stream (for example
+    /// `http://127.0.0.1:4000/sse`).
+    Sse(String),
     /// A server process started with [`Server::start`]; its state is named in errors.
     Server(Server),
 }
@@ -49,7 +53,7 @@ impl Target {
             Target::Stdio(spec) => {
                 format!("stdio server `{}` (`{}`)", spec.name, spec.command_line())
             }
-            Target::Http(url) => url.clone(),
+            Target::Http(url) | Target::Sse(url) => url.clone(),
             Target::Server(s) => s.url().to_owned(),
         }
     }
@@ -59,6 +63,7 @@ impl Target {
         match self {
             Target::Stdio(_) => Transport::Stdio,
             Target::Http(_) => Transport::StreamableHttp,
+            Target::Sse(_) => Transport::Sse,
             Target::Server(s) => s.transport(),
         }
     }
@@ -99,6 +104,8 @@ pub struct SessionBuilder {
     target: Target,
     bearer: Option<Secret>,
     headers: Vec<(String, Secret)>,
+    oauth: Option<OAuth>,
+    oauth_tokens: Option<Arc<OAuthTokens>>,
     connect_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
@@ -115,6 +122,7 @@ impl fmt::Debug for SessionBuilder {
             .field("name", &self.name)
             .field("target", &self.target.describe())
             .field("bearer", &self.bearer)
+            .field("oauth", &self.oauth.is_some())
             .field(
                 "headers",
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -133,6 +141,8 @@ impl SessionBuilder {
             target: target.into(),
             bearer: None,
             headers: Vec::new(),
+            oauth: None,
+            oauth_tokens: None,
             connect_attempts: 3,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -154,6 +164,52 @@ impl SessionBuilder {
     pub fn bearer_token(mut self, token: impl Into<Secret>) -> Self {
         self.bearer = Some(token.into());
         self
+    }
+
+    /// Authorizes with OAuth 2.1 before connecting (HTTP transports): the headless flow of
+    /// [`authorize`](crate::authorize) runs once, then every connection of this session
+    /// sends the access token and refreshes it when it expires. Flow failures are
+    /// [`Error::OAuth`] and are not retried.
+    pub fn oauth(mut self, oauth: OAuth) -> Self {
+        self.oauth = Some(oauth);
+        self
+    }
+
+    /// Uses tokens from an earlier [`authorize`](crate::authorize) (refreshed as needed)
+    /// instead of running a flow.
+    pub fn oauth_tokens(mut self, tokens: Arc<OAuthTokens>) -> Self {
+        self.oauth_tokens = Some(tokens);
+        self
+    }
+
+    fn credentials(&self) -> Credentials {
+        match (&self.oauth_tokens, &self.bearer) {
+            (Some(t), _) => Credentials::OAuth(t.clone()),
+            (None, Some(b)) => Credentials::Bearer(b.clone()),
+            (None, None) => Credentials::None,
+        }
+    }
+
+    /// Runs the OAuth flow, if one is configured and has not run yet.
+    async fn authorized(mut self) -> Result<Self> {
+        if let (Some(oauth), None) = (&self.oauth, &self.oauth_tokens) {
+            let url = match &self.target {
+                Target::Stdio(_) => {
+                    return Err(Error::Invalid {
+                        what: format!("OAuth of session `{}`", self.name),
+                        reason:
+                            "stdio has no HTTP to authorize; use OAuth with an HTTP or SSE target"
+                                .into(),
+                    });
+                }
+                other => other.describe(),
+            };
+            let sse = self.target.transport() == Transport::Sse;
+            let tokens =
+                crate::auth::authorize_with_headers(&url, sse, &self.headers, oauth).await?;
+            self.oauth_tokens = Some(Arc::new(tokens));
+        }
+        Ok(self)
     }
 
     /// Sends an extra HTTP header with every request. Values are treated as secrets in logs.
@@ -214,7 +270,7 @@ impl SessionBuilder {
     /// Each attempt runs in a fresh owner task on the shared runtime: a failed attempt cleans
     /// up after itself (a spawned stdio server is stopped) before the next one starts.
     pub async fn connect(self) -> Result<Session> {
-        let cfg = Arc::new(self);
+        let cfg = Arc::new(self.authorized().await?);
         let conn = connect_with_retries(&cfg).await?;
         let inner = Arc::new(SessionInner {
             cfg,
@@ -899,7 +955,7 @@ impl Connection {
                     return Error::Unauthorized {
                         target: session.to_owned(),
                         session: session.to_owned(),
-                        reason,
+                        reason: crate::auth::rejection_reason_from_chain(&reason, true),
                     };
                 }
                 let _ = timeout;
@@ -963,12 +1019,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Whether an error chain is a refusal of the credentials. Matches rmcp's and reqwest's
+/// wording, never a bare `401`/`403`: those digits also occur in ports and urls
+/// (`127.0.0.1:40123`), which used to turn a dead server into a refusal.
 fn is_auth_failure(chain: &str) -> bool {
     let c = chain.to_ascii_lowercase();
     c.contains("auth required")
+        || c.contains("authorization required")
         || c.contains("insufficient scope")
-        || c.contains("401")
-        || c.contains("403")
+        || c.contains("http 401")
+        || c.contains("http 403")
         || c.contains("unauthorized")
         || c.contains("forbidden")
 }
@@ -1038,10 +1098,28 @@ fn http_config(
         .custom_headers(headers)
         .max_concurrent_requests(cfg.max_in_flight)
         .reinit_on_expired_session(false);
-    if let Some(token) = &cfg.bearer {
+    if let (Some(token), None) = (&cfg.bearer, &cfg.oauth_tokens) {
         config = config.auth_header(token.expose().to_owned());
     }
     Ok(config)
+}
+
+/// The session's custom headers for the SSE transport (values marked sensitive).
+fn sse_headers(cfg: &SessionBuilder) -> std::result::Result<http::HeaderMap, Error> {
+    let mut headers = http::HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| Error::Invalid {
+            what: format!("header name `{k}` of session `{}`", cfg.name),
+            reason: e.to_string(),
+        })?;
+        let mut value = http::HeaderValue::from_str(v.expose()).map_err(|_| Error::Invalid {
+            what: format!("value of header `{k}` of session `{}`", cfg.name),
+            reason: "header values must be visible ASCII".into(),
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
 }
 
 type Ready = std::result::Result<(Option<Implementation>, Option<ProcessRef>), Failure>;
@@ -1098,7 +1176,7 @@ async fn owner_task(
             let url = match &cfg.target {
                 Target::Server(s) => s.url().to_owned(),
                 Target::Http(u) => u.clone(),
-                Target::Stdio(_) => unreachable!("matched above"),
+                Target::Stdio(_) | Target::Sse(_) => unreachable!("matched above"),
             };
             let config = match http_config(&cfg, &url) {
                 Ok(c) => c,
@@ -1107,15 +1185,74 @@ async fn owner_task(
                     return;
                 }
             };
-            let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
-            runtime::timeout(cfg.init_timeout, rmcp::serve_client(handler, transport)).await
+            match &cfg.oauth_tokens {
+                Some(tokens) => {
+                    let client = OAuthHttpClient {
+                        inner: HTTP_CLIENT.clone(),
+                        tokens: tokens.clone(),
+                    };
+                    let transport = StreamableHttpClientTransport::with_client(client, config);
+                    runtime::timeout(cfg.init_timeout, rmcp::serve_client(handler, transport)).await
+                }
+                None => {
+                    let transport =
+                        StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
+                    runtime::timeout(cfg.init_timeout, rmcp::serve_client(handler, transport)).await
+                }
+            }
         }
+        // Legacy HTTP+SSE: `Target::Sse`, or a started server that speaks it.
         _ => {
-            let _ = ready.send(Err(Failure::Fatal(Error::Invalid {
-                what: format!("transport of session `{}`", cfg.name),
-                reason: "the legacy SSE client transport is not available yet; use stdio or streamable HTTP".into(),
-            })));
-            return;
+            let (url, server_state) = match &cfg.target {
+                Target::Server(s) => (s.url().to_owned(), Some(s.describe())),
+                other => (other.describe(), None),
+            };
+            let headers = match sse_headers(&cfg) {
+                Ok(h) => h,
+                Err(e) => {
+                    let _ = ready.send(Err(Failure::Fatal(e)));
+                    return;
+                }
+            };
+            let open = crate::sse::SseClientTransport::open(
+                HTTP_CLIENT.clone(),
+                &url,
+                headers,
+                cfg.credentials(),
+            );
+            let failure = match runtime::timeout(cfg.init_timeout, open).await {
+                Ok(Ok(transport)) => {
+                    // The open above took part of the bound; initialize gets a fresh one.
+                    Ok(
+                        runtime::timeout(cfg.init_timeout, rmcp::serve_client(handler, transport))
+                            .await,
+                    )
+                }
+                Ok(Err(crate::sse::OpenError::Unauthorized(reason))) => {
+                    Err(Failure::Fatal(Error::Unauthorized {
+                        target: target.clone(),
+                        session: cfg.name.clone(),
+                        reason,
+                    }))
+                }
+                Ok(Err(crate::sse::OpenError::Failed(reason))) => Err(Failure::Retryable {
+                    reason,
+                    server_state,
+                    log_tail: String::new(),
+                }),
+                Err(_) => Err(Failure::Retryable {
+                    reason: format!("no `endpoint` event within {:?}", cfg.init_timeout),
+                    server_state,
+                    log_tail: String::new(),
+                }),
+            };
+            match failure {
+                Ok(started) => started,
+                Err(f) => {
+                    let _ = ready.send(Err(f));
+                    return;
+                }
+            }
         }
     };
     let process = match (&child, &cfg.target) {
@@ -1134,7 +1271,33 @@ async fn owner_task(
                 Failure::Fatal(Error::Unauthorized {
                     target,
                     session: cfg.name.clone(),
-                    reason,
+                    reason: match &cfg.target {
+                        Target::Http(url) => {
+                            crate::auth::diagnose_refusal(
+                                &HTTP_CLIENT,
+                                url,
+                                &cfg.headers,
+                                &cfg.credentials(),
+                            )
+                            .await
+                        }
+                        Target::Server(s) => {
+                            crate::auth::diagnose_refusal(
+                                &HTTP_CLIENT,
+                                s.url(),
+                                &cfg.headers,
+                                &cfg.credentials(),
+                            )
+                            .await
+                        }
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| {
+                        crate::auth::rejection_reason_from_chain(
+                            &reason,
+                            !cfg.credentials().is_none(),
+                        )
+                    }),
                 })
             } else {
                 Failure::Retryable {
@@ -1216,16 +1379,30 @@ pub(crate) async fn probe_initialize(
     url: &str,
     transport: Transport,
 ) -> std::result::Result<(), String> {
-    if transport == Transport::Sse {
-        return Err("the legacy SSE client transport is not available yet".into());
-    }
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-        .reinit_on_expired_session(false);
-    let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
     let info = InitializeRequestParams::new(
         ClientCapabilities::default(),
         Implementation::new("mcp-harness-readiness-probe", env!("CARGO_PKG_VERSION")),
     );
+    if transport == Transport::Sse {
+        let sse = crate::sse::SseClientTransport::open(
+            HTTP_CLIENT.clone(),
+            url,
+            http::HeaderMap::new(),
+            Credentials::None,
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+        return match rmcp::serve_client(info, sse).await {
+            Ok(mut running) => {
+                let _ = running.close_with_timeout(Duration::from_secs(1)).await;
+                Ok(())
+            }
+            Err(e) => Err(error_chain(&e)),
+        };
+    }
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+        .reinit_on_expired_session(false);
+    let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
     match rmcp::serve_client(info, transport).await {
         Ok(mut running) => {
             let _ = running.close_with_timeout(Duration::from_secs(1)).await;
@@ -1276,4 +1453,30 @@ pub fn close_all_sessions(within: Duration) -> Vec<String> {
         closed.push(s.cfg.name.clone());
     }
     closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_auth_failure;
+
+    #[test]
+    fn refusals_are_told_apart_from_ports_that_contain_401() {
+        for refusal in [
+            "Transport error: authorization required: Bearer resource_metadata=\"x\"",
+            "Auth required",
+            "insufficient scope: Bearer error=\"insufficient_scope\"",
+            "HTTP status client error (401 Unauthorized) for url (http://h/mcp)",
+            "HTTP 403",
+            "legacy-sse: unauthorized: expired: the JWT has expired",
+        ] {
+            assert!(is_auth_failure(refusal), "{refusal}");
+        }
+        for other in [
+            "error sending request for url (http://127.0.0.1:40123/mcp): connection refused",
+            "error sending request for url (http://127.0.0.1:34031/mcp)",
+            "the transport closed (http://127.0.0.1:14030/sse)",
+        ] {
+            assert!(!is_auth_failure(other), "{other}");
+        }
+    }
 }

@@ -180,18 +180,7 @@ impl SseClientTransport {
                 }
             }
         };
-        let post_url = base.join(endpoint.trim()).map_err(|e| {
-            OpenError::Failed(format!(
-                "the `endpoint` event of {url} is not a url ({e}): {endpoint:?}"
-            ))
-        })?;
-        if post_url.origin() != base.origin() {
-            // The 2024-11-05 spec does not forbid it, but a token must not leak elsewhere.
-            return Err(OpenError::Failed(format!(
-                "the `endpoint` event of {url} points to another origin ({}); refusing to send credentials there",
-                post_url.origin().ascii_serialization()
-            )));
-        }
+        let post_url = resolve_endpoint(&base, &endpoint).map_err(OpenError::Failed)?;
         tracing::debug!(post_url = %post_url.path(), "SSE stream open");
         Ok(SseClientTransport {
             events: Some(events),
@@ -201,6 +190,35 @@ impl SseClientTransport {
             credentials,
         })
     }
+}
+
+/// The POST url named by an `endpoint` event: relative (as the TypeScript and Python SDKs
+/// send it) or absolute; credentials never go to another origin (loopback spellings of the
+/// same port count as one origin).
+fn resolve_endpoint(base: &reqwest::Url, endpoint: &str) -> Result<reqwest::Url, String> {
+    let url = base.as_str();
+    let post_url = base
+        .join(endpoint.trim())
+        .map_err(|e| format!("the `endpoint` event of {url} is not a url ({e}): {endpoint:?}"))?;
+    let loopback = |u: &reqwest::Url| {
+        matches!(
+            u.host_str(),
+            Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+        )
+    };
+    let same_origin = post_url.origin() == base.origin()
+        || (post_url.scheme() == base.scheme()
+            && post_url.port_or_known_default() == base.port_or_known_default()
+            && loopback(&post_url)
+            && loopback(base));
+    if !same_origin {
+        // The 2024-11-05 spec does not forbid it, but a token must not leak elsewhere.
+        return Err(format!(
+            "the `endpoint` event of {url} points to another origin ({}); refusing to send credentials there",
+            post_url.origin().ascii_serialization()
+        ));
+    }
+    Ok(post_url)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -329,5 +347,52 @@ impl rmcp::transport::Transport<RoleClient> for SseClientTransport {
         // Dropping the response body closes the connection; the server ends the session.
         self.events = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_endpoint;
+
+    #[test]
+    fn endpoint_urls_resolve_like_the_sdks_send_them() {
+        let base = reqwest::Url::parse("http://127.0.0.1:4000/sse").unwrap();
+        let cases = [
+            // TypeScript SDK
+            (
+                "/messages?sessionId=a-b",
+                "http://127.0.0.1:4000/messages?sessionId=a-b",
+            ),
+            // Python SDK
+            (
+                "/messages/?session_id=abc",
+                "http://127.0.0.1:4000/messages/?session_id=abc",
+            ),
+            // relative to the stream's path
+            (
+                "message?sessionId=1",
+                "http://127.0.0.1:4000/message?sessionId=1",
+            ),
+            // absolute, same origin, and another spelling of loopback
+            ("http://127.0.0.1:4000/m?s=1", "http://127.0.0.1:4000/m?s=1"),
+            ("http://localhost:4000/m?s=1", "http://localhost:4000/m?s=1"),
+            (
+                " /message?sessionId=x\n",
+                "http://127.0.0.1:4000/message?sessionId=x",
+            ),
+        ];
+        for (endpoint, expected) in cases {
+            assert_eq!(
+                resolve_endpoint(&base, endpoint).unwrap().as_str(),
+                expected
+            );
+        }
+        for elsewhere in [
+            "http://evil.example/m",
+            "http://127.0.0.1:4001/m",
+            "https://127.0.0.1:4000/m",
+        ] {
+            assert!(resolve_endpoint(&base, elsewhere).is_err(), "{elsewhere}");
+        }
     }
 }

@@ -211,9 +211,10 @@ impl Gate {
     /// `base` is `http://host:port`, `resource_path` the MCP endpoint's path.
     pub(crate) fn new(auth: Auth, base: &str, resource_path: &str, server: &str) -> Self {
         let resource = format!("{base}{resource_path}");
-        let mut challenge_params = format!(
-            "resource_metadata=\"{base}/.well-known/oauth-protected-resource{resource_path}\""
-        );
+        // The root document describes this server's one resource (also served suffixed with
+        // the resource path, the RFC 9728 form).
+        let mut challenge_params =
+            format!("resource_metadata=\"{base}/.well-known/oauth-protected-resource\"");
         let mut metadata = json!({
             "resource": resource,
             "authorization_servers": [],

@@ -5,6 +5,7 @@ mod support;
 
 mod affinity;
 mod cancellation;
+mod cli;
 mod config;
 mod faults;
 mod identity;
@@ -12,3 +13,4 @@ mod notifications;
 mod pool;
 mod runtime;
 mod teardown;
+mod transports;

@@ -1229,10 +1229,11 @@ fn session_builder(
     let target = match &req.target {
         PoolTarget::Stdio(spec) => Target::Stdio((**spec).clone()),
         PoolTarget::Url(url, Transport::StreamableHttp) => Target::Http(url.clone()),
+        PoolTarget::Url(url, Transport::Sse) => Target::Sse(url.clone()),
         PoolTarget::Url(_, other) => {
             return Err(Error::Invalid {
                 what: format!("pool transport `{other}`"),
-                reason: "the pool connects over streamable_http or stdio".into(),
+                reason: "the pool connects over streamable_http, sse or stdio".into(),
             });
         }
     };

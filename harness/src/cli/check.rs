@@ -1,0 +1,437 @@
+//! `mcp-harness check`: connect to any MCP server, initialize, list, ping, optionally call a
+//! tool, and report as a table or JSON.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{
+    TransportArg, error_kind, exit, exit_code_for, ms, parse_duration, parse_header,
+    parse_json_args,
+};
+use crate::errors::Error;
+use crate::{ServerSpec, Session, Target, Transport};
+
+#[derive(clap::Args)]
+pub(super) struct CheckArgs {
+    /// The server's url: streamable HTTP (`http://host:port/mcp`) or, with --transport sse, the
+    /// event stream (`http://host:port/sse`).
+    #[arg(conflicts_with = "command")]
+    url: Option<String>,
+    /// A command speaking MCP on stdin/stdout, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    /// How to talk to the url (default http); a command always uses stdio.
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
+    /// An extra HTTP header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = parse_header, value_name = "K:V")]
+    headers: Vec<(String, String)>,
+    /// A bearer token (sent as `Authorization: Bearer T`).
+    #[arg(long, env = "MCP_HARNESS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Call this tool after listing.
+    #[arg(long, value_name = "TOOL")]
+    call: Option<String>,
+    /// JSON object arguments for --call.
+    #[arg(long, requires = "call", value_parser = parse_json_args, value_name = "JSON")]
+    args: Option<Value>,
+    /// Print one JSON document on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The bound on connecting and on each request (250ms, 10s, 1m).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    timeout: Duration,
+}
+
+/// One step of the check, as reported.
+struct Step {
+    name: &'static str,
+    outcome: Outcome,
+    took: Duration,
+}
+
+enum Outcome {
+    Ok(String),
+    Unsupported,
+    Failed(String),
+}
+
+#[derive(Default)]
+struct Report {
+    target: String,
+    transport: &'static str,
+    server: Option<(String, String)>,
+    steps: Vec<Step>,
+    tools: Option<Vec<Value>>,
+    resources: Option<Vec<Value>>,
+    prompts: Option<Vec<Value>>,
+    call: Option<Value>,
+    error: Option<(String, String)>,
+    code: u8,
+}
+
+pub(super) fn run(args: CheckArgs) -> u8 {
+    let target = match target(&args) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("mcp-harness check: {message}");
+            return exit::USAGE;
+        }
+    };
+    let report = crate::run(check(target, args.headers.clone(), args.token.clone(), {
+        let call = args.call.clone().map(|tool| (tool, args.args.clone()));
+        (call, args.timeout)
+    }));
+    if args.json {
+        super::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&to_json(&report)).expect("JSON values serialize")
+        ));
+    } else {
+        print_table(&report);
+    }
+    if let Some((_, message)) = &report.error {
+        eprintln!("mcp-harness check: {message}");
+    }
+    report.code
+}
+
+fn target(args: &CheckArgs) -> Result<Target, String> {
+    match (&args.url, args.command.split_first()) {
+        (Some(url), _) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "`{url}` is not an http(s) url; to check a command, put it after `--`"
+                ));
+            }
+            match args.transport.unwrap_or(TransportArg::Http) {
+                TransportArg::Http => Ok(Target::Http(url.clone())),
+                TransportArg::Sse => Ok(Target::Sse(url.clone())),
+                TransportArg::Stdio => {
+                    Err("--transport stdio needs a command after `--`, not a url".into())
+                }
+            }
+        }
+        (None, Some((program, rest))) => {
+            if let Some(t) = args.transport
+                && t != TransportArg::Stdio
+            {
+                return Err(
+                    "a command is checked over stdio; start an HTTP server yourself and pass its url"
+                        .into(),
+                );
+            }
+            let name = std::path::Path::new(program)
+                .file_name()
+                .map_or_else(|| program.clone(), |n| n.to_string_lossy().into_owned());
+            Ok(Target::Stdio(
+                ServerSpec::new(name, program)
+                    .args(rest)
+                    .transport(Transport::Stdio),
+            ))
+        }
+        (None, None) => Err(
+            "nothing to check: give a url (http://host:port/mcp) or a command after `--`".into(),
+        ),
+    }
+}
+
+type Call = (Option<(String, Option<Value>)>, Duration);
+
+async fn check(
+    target: Target,
+    headers: Vec<(String, String)>,
+    token: Option<String>,
+    (call, timeout): Call,
+) -> Report {
+    let mut report = Report {
+        target: match &target {
+            Target::Stdio(spec) => spec.command_line(),
+            Target::Http(u) | Target::Sse(u) => u.clone(),
+            Target::Server(s) => s.url().to_owned(),
+        },
+        transport: target.transport().as_str(),
+        ..Report::default()
+    };
+    let mut builder = Session::builder(target)
+        .name("mcp-harness-check")
+        .connect_attempts(2)
+        .backoff(Duration::from_millis(100), Duration::from_millis(500))
+        .init_timeout(timeout)
+        .request_timeout(timeout);
+    if let Some(t) = token {
+        builder = builder.bearer_token(t);
+    }
+    for (k, v) in headers {
+        builder = builder.header(k, v);
+    }
+    let started = Instant::now();
+    let session = match builder.connect().await {
+        Ok(s) => s,
+        Err(e) => {
+            report.steps.push(Step {
+                name: "initialize",
+                outcome: Outcome::Failed(error_kind(&e).into()),
+                took: started.elapsed(),
+            });
+            fail(&mut report, &e);
+            return report;
+        }
+    };
+    report.server = session.server_info().map(|i| (i.name, i.version));
+    report.steps.push(Step {
+        name: "initialize",
+        outcome: Outcome::Ok(String::new()),
+        took: started.elapsed(),
+    });
+    if let Err(e) = steps(&session, &mut report, call).await {
+        fail(&mut report, &e);
+    }
+    let _ = session.shutdown().await;
+    report
+}
+
+fn fail(report: &mut Report, e: &Error) {
+    report.code = exit_code_for(e);
+    report.error = Some((error_kind(e).to_owned(), e.to_string()));
+}
+
+/// Whether `e` says the server does not implement the method (`-32601`).
+fn unsupported(e: &Error) -> bool {
+    e.mcp_code() == Some(-32601)
+}
+
+async fn steps(
+    session: &Session,
+    report: &mut Report,
+    call: Option<(String, Option<Value>)>,
+) -> crate::Result<()> {
+    let t = Instant::now();
+    match session.ping().await {
+        Ok(()) => report.steps.push(Step {
+            name: "ping",
+            outcome: Outcome::Ok(String::new()),
+            took: t.elapsed(),
+        }),
+        Err(e) if unsupported(&e) => report.steps.push(Step {
+            name: "ping",
+            outcome: Outcome::Unsupported,
+            took: t.elapsed(),
+        }),
+        Err(e) => return Err(step_failed(report, "ping", t, e)),
+    }
+
+    let t = Instant::now();
+    match session.list_tools().await {
+        Ok(tools) => {
+            report.steps.push(Step {
+                name: "tools/list",
+                outcome: Outcome::Ok(format!("{} tool(s)", tools.len())),
+                took: t.elapsed(),
+            });
+            report.tools = Some(
+                tools
+                    .iter()
+                    .map(|t| json!({"name": t.name, "description": t.description}))
+                    .collect(),
+            );
+        }
+        Err(e) if unsupported(&e) => report.steps.push(Step {
+            name: "tools/list",
+            outcome: Outcome::Unsupported,
+            took: t.elapsed(),
+        }),
+        Err(e) => return Err(step_failed(report, "tools/list", t, e)),
+    }
+
+    let t = Instant::now();
+    match session.list_resources().await {
+        Ok(resources) => {
+            report.steps.push(Step {
+                name: "resources/list",
+                outcome: Outcome::Ok(format!("{} resource(s)", resources.len())),
+                took: t.elapsed(),
+            });
+            report.resources = Some(
+                resources
+                    .iter()
+                    .map(|r| json!({"uri": r.uri, "name": r.name, "description": r.description}))
+                    .collect(),
+            );
+        }
+        Err(e) if unsupported(&e) => report.steps.push(Step {
+            name: "resources/list",
+            outcome: Outcome::Unsupported,
+            took: t.elapsed(),
+        }),
+        Err(e) => return Err(step_failed(report, "resources/list", t, e)),
+    }
+
+    let t = Instant::now();
+    match session.list_prompts().await {
+        Ok(prompts) => {
+            report.steps.push(Step {
+                name: "prompts/list",
+                outcome: Outcome::Ok(format!("{} prompt(s)", prompts.len())),
+                took: t.elapsed(),
+            });
+            report.prompts = Some(
+                prompts
+                    .iter()
+                    .map(|p| json!({"name": p.name, "description": p.description}))
+                    .collect(),
+            );
+        }
+        Err(e) if unsupported(&e) => report.steps.push(Step {
+            name: "prompts/list",
+            outcome: Outcome::Unsupported,
+            took: t.elapsed(),
+        }),
+        Err(e) => return Err(step_failed(report, "prompts/list", t, e)),
+    }
+
+    if let Some((tool, args)) = call {
+        let arguments = args.unwrap_or(Value::Null);
+        let t = Instant::now();
+        match session.call_tool(&tool, arguments.clone()).await {
+            Ok(result) => {
+                let took = t.elapsed();
+                let is_error = result.is_error == Some(true);
+                let text = crate::tool_text(&result);
+                report.steps.push(Step {
+                    name: "tools/call",
+                    outcome: if is_error {
+                        Outcome::Failed(format!("{tool}: isError: {}", one_line(&text, 60)))
+                    } else {
+                        Outcome::Ok(format!("{tool}: {}", one_line(&text, 60)))
+                    },
+                    took,
+                });
+                report.call = Some(json!({
+                    "tool": tool,
+                    "arguments": arguments,
+                    "is_error": is_error,
+                    "text": text,
+                    "ms": took.as_secs_f64() * 1000.0,
+                    "result": serde_json::to_value(&result).unwrap_or(Value::Null),
+                }));
+                if is_error {
+                    report.code = exit::TOOL_ERROR;
+                    report.error = Some((
+                        "tool_error".into(),
+                        format!("tool `{tool}` returned isError: {}", one_line(&text, 200)),
+                    ));
+                }
+            }
+            Err(e) => return Err(step_failed(report, "tools/call", t, e)),
+        }
+    }
+    Ok(())
+}
+
+fn step_failed(report: &mut Report, name: &'static str, t: Instant, e: Error) -> Error {
+    report.steps.push(Step {
+        name,
+        outcome: Outcome::Failed(error_kind(&e).into()),
+        took: t.elapsed(),
+    });
+    e
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() > max {
+        format!("{}...", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn to_json(r: &Report) -> Value {
+    let unsupported: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Unsupported))
+        .map(|s| s.name)
+        .collect();
+    json!({
+        "target": r.target,
+        "transport": r.transport,
+        "ok": r.code == exit::OK,
+        "exit_code": r.code,
+        "server": r.server.as_ref().map(|(name, version)| json!({"name": name, "version": version})),
+        "steps": r.steps.iter().map(|s| {
+            let (status, detail) = match &s.outcome {
+                Outcome::Ok(d) => ("ok", d.clone()),
+                Outcome::Unsupported => ("unsupported", String::new()),
+                Outcome::Failed(d) => ("failed", d.clone()),
+            };
+            json!({"step": s.name, "status": status, "detail": detail, "ms": s.took.as_secs_f64() * 1000.0})
+        }).collect::<Vec<_>>(),
+        "unsupported": unsupported,
+        "tools": r.tools,
+        "resources": r.resources,
+        "prompts": r.prompts,
+        "call": r.call,
+        "error": r.error.as_ref().map(|(kind, message)| json!({"kind": kind, "message": message})),
+    })
+}
+
+fn print_table(r: &Report) {
+    let mut out = String::new();
+    let _ = writeln!(out, "target     {} ({})", r.target, r.transport);
+    if let Some((name, version)) = &r.server {
+        let _ = writeln!(out, "server     {name} {version}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<16} {:<12} {:>10}  detail",
+        "step", "status", "time"
+    );
+    for s in &r.steps {
+        let (status, detail) = match &s.outcome {
+            Outcome::Ok(d) => ("ok", d.as_str()),
+            Outcome::Unsupported => ("unsupported", "method not found (-32601)"),
+            Outcome::Failed(d) => ("FAILED", d.as_str()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<12} {:>10}  {detail}",
+            s.name,
+            status,
+            ms(s.took)
+        );
+    }
+    let mut list = |title: &str, items: &Option<Vec<Value>>, key: &str| {
+        if let Some(items) = items
+            && !items.is_empty()
+        {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "{title} ({})", items.len());
+            for item in items {
+                let name = item[key].as_str().unwrap_or("?");
+                let desc = item["description"].as_str().unwrap_or("");
+                let _ = writeln!(out, "  {:<28} {}", name, one_line(desc, 70));
+            }
+        }
+    };
+    list("tools", &r.tools, "name");
+    list("resources", &r.resources, "uri");
+    list("prompts", &r.prompts, "name");
+    let _ = writeln!(out);
+    match &r.error {
+        None => {
+            let _ = writeln!(out, "result     ok");
+        }
+        Some((kind, _)) => {
+            let _ = writeln!(out, "result     FAILED: {kind} (exit code {})", r.code);
+        }
+    }
+    super::emit(&out);
+}

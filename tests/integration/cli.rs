@@ -1,0 +1,709 @@
+//! The `mcp-harness` command line: `serve`, `check` and `soak` run as a real binary, their
+//! output and their documented exit codes; bad input gets a clear message and its own code;
+//! `check` against servers nobody here wrote (the official TypeScript and Python SDKs) over
+//! stdio, streamable HTTP and SSE.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use mcp_harness::{AddressSource, Readiness, Server, ServerSpec, Transport};
+use serde_json::Value;
+
+/// The CLI binary (built by this package: see `tests/Cargo.toml`).
+const CLI: &str = env!("CARGO_BIN_EXE_mcp-harness-cli");
+
+// The documented exit codes.
+const OK: i32 = 0;
+const FAILURES: i32 = 1;
+const USAGE: i32 = 2;
+const UNREACHABLE: i32 = 3;
+const AUTH: i32 = 4;
+const PROTOCOL: i32 = 5;
+const TOOL_ERROR: i32 = 6;
+
+fn cli() -> Command {
+    let mut c = Command::new(CLI);
+    c.timeout(Duration::from_secs(60));
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    run_with(cli().args(args))
+}
+
+fn run_with(c: &mut Command) -> Run {
+    let out = c.output().expect("the CLI runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Run {
+    fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// `mcp-harness serve` in the foreground; killed (SIGTERM, then SIGKILL) when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+    ready: Value,
+}
+
+impl Serve {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut child = StdCommand::new(CLI)
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("serve prints a line");
+        let ready: Value = serde_json::from_str(
+            line.strip_prefix("MCP_HARNESS_READY ")
+                .unwrap_or_else(|| panic!("not a READY line: {line:?}")),
+        )
+        .expect("the READY line carries JSON");
+        let url = ready["url"].as_str().expect("a url").to_owned();
+        Serve { child, url, ready }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.terminate();
+        }
+    }
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage
+
+#[test]
+fn help_lists_every_subcommand_with_examples_and_exit_codes() {
+    let r = run(&["--help"]).expect(OK);
+    for word in ["serve", "check", "soak", "Examples:", "Exit codes"] {
+        assert!(
+            r.stdout.contains(word),
+            "`{word}` missing from:\n{}",
+            r.stdout
+        );
+    }
+    for sub in ["serve", "check", "soak"] {
+        let r = run(&[sub, "--help"]).expect(OK);
+        assert!(
+            r.stdout.contains("Exit codes"),
+            "{sub} --help:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn unknown_transport_is_bad_usage() {
+    let r = run(&[
+        "check",
+        "http://127.0.0.1:1/mcp",
+        "--transport",
+        "carrier-pigeon",
+    ])
+    .expect(USAGE);
+    assert!(
+        r.stderr.contains("carrier-pigeon") && r.stderr.contains("http"),
+        "{}",
+        r.stderr
+    );
+    run(&["soak", "--transport", "smoke-signals"]).expect(USAGE);
+    run(&["serve", "fast-test", "--transport", "telegraph"]).expect(USAGE);
+}
+
+#[test]
+fn malformed_json_arguments_are_bad_usage() {
+    let r = run(&[
+        "check",
+        "http://127.0.0.1:1/mcp",
+        "--call",
+        "echo",
+        "--args",
+        "{text:",
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("malformed JSON"), "{}", r.stderr);
+    let r = run(&[
+        "check",
+        "http://127.0.0.1:1/mcp",
+        "--call",
+        "echo",
+        "--args",
+        "[1,2]",
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("JSON object"), "{}", r.stderr);
+    let r = run(&["soak", "--args", "nope"]).expect(USAGE);
+    assert!(r.stderr.contains("malformed JSON"), "{}", r.stderr);
+}
+
+#[test]
+fn check_without_a_target_is_bad_usage() {
+    let r = run(&["check"]).expect(USAGE);
+    assert!(r.stderr.contains("nothing to check"), "{}", r.stderr);
+    let r = run(&["check", "localhost:4000"]).expect(USAGE);
+    assert!(r.stderr.contains("not an http(s) url"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// serve
+
+#[test]
+fn serve_prints_one_ready_line_serves_and_stops_on_sigterm() {
+    let mut s = Serve::start(&["fast-test", "--transport", "http"], &[]);
+    assert_eq!(s.ready["transport"], "http");
+    assert_eq!(s.ready["pid"], s.child.id());
+    assert!(s.url.ends_with("/mcp"), "{}", s.url);
+    let r = run(&[
+        "check",
+        &s.url,
+        "--call",
+        "echo",
+        "--args",
+        r#"{"text":"hi"}"#,
+    ])
+    .expect(OK);
+    assert!(r.stdout.contains("echo: hi"), "{}", r.stdout);
+    let status = s.terminate();
+    assert_eq!(status.code(), Some(0), "serve exits 0 on SIGTERM");
+}
+
+#[test]
+fn serve_over_sse_is_checked_over_sse() {
+    let s = Serve::start(&["fast-time", "--transport", "sse"], &[]);
+    assert_eq!(s.ready["transport"], "sse");
+    assert!(s.url.ends_with("/sse"), "{}", s.url);
+    let r = run(&["check", &s.url, "--transport", "sse", "--json"]).expect(OK);
+    let tools = r.json()["tools"].to_string();
+    assert!(tools.contains("get_system_time"), "{tools}");
+}
+
+#[test]
+fn serve_without_its_secret_could_not_start() {
+    let r = run_with(
+        cli()
+            .args(["serve", "fast-test", "--auth", "jwt"])
+            .env_remove("MCP_HARNESS_JWT_SECRET")
+            .env_remove("MCP_HARNESS_JWT_PUBLIC_KEY"),
+    )
+    .expect(UNREACHABLE);
+    assert!(r.stderr.contains("MCP_HARNESS_JWT_SECRET"), "{}", r.stderr);
+    assert!(!r.stdout.contains("MCP_HARNESS_READY"), "{}", r.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// check
+
+#[test]
+fn check_a_stdio_command_as_json() {
+    let r = run(&[
+        "check",
+        "--json",
+        "--call",
+        "add",
+        "--args",
+        r#"{"a":2,"b":3}"#,
+        "--",
+        CLI,
+        "serve",
+        "fast-test",
+        "--transport",
+        "stdio",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["transport"], "stdio");
+    assert_eq!(j["server"]["name"], "fast-test");
+    assert_eq!(j["call"]["text"], "5");
+    assert_eq!(j["call"]["is_error"], false);
+    let tools: Vec<&str> = j["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(tools.contains(&"echo"), "{tools:?}");
+    assert_eq!(j["resources"][0]["uri"], "fast-test://readme");
+    assert_eq!(j["prompts"][0]["name"], "greeting");
+    let steps: Vec<&str> = j["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "initialize",
+            "ping",
+            "tools/list",
+            "resources/list",
+            "prompts/list",
+            "tools/call"
+        ]
+    );
+}
+
+#[test]
+fn check_tells_tool_errors_and_jsonrpc_errors_apart() {
+    let s = Serve::start(&["fast-test"], &[]);
+    let r = run(&[
+        "check",
+        &s.url,
+        "--call",
+        "fail",
+        "--args",
+        r#"{"message":"boom"}"#,
+    ])
+    .expect(TOOL_ERROR);
+    assert!(r.stderr.contains("boom"), "{}", r.stderr);
+    let r = run(&[
+        "check",
+        &s.url,
+        "--json",
+        "--call",
+        "error",
+        "--args",
+        r#"{"code":-32000}"#,
+    ])
+    .expect(PROTOCOL);
+    assert_eq!(r.json()["error"]["kind"], "jsonrpc_error");
+}
+
+#[test]
+fn check_an_unreachable_url_is_unreachable() {
+    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let r = run(&["check", &url, "--timeout", "2s"]).expect(UNREACHABLE);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+    let r = run(&["check", &url, "--json", "--timeout", "2s"]).expect(UNREACHABLE);
+    assert_eq!(r.json()["error"]["kind"], "connect");
+}
+
+#[test]
+fn check_a_server_that_crashes_is_unreachable_with_its_stderr() {
+    let r = run(&[
+        "check",
+        "--",
+        "sh",
+        "-c",
+        "echo 'fatal: config missing' >&2; exit 7",
+    ])
+    .expect(UNREACHABLE);
+    assert!(r.stderr.contains("config missing"), "{}", r.stderr);
+    let r = run(&["check", "--", "/nonexistent/mcp-server"]).expect(UNREACHABLE);
+    assert!(r.stderr.contains("/nonexistent/mcp-server"), "{}", r.stderr);
+}
+
+#[test]
+fn check_refused_credentials_is_auth() {
+    let env = [("MCP_HARNESS_BEARER_TOKENS", "good-token=alice")];
+    let s = Serve::start(&["fast-test", "--auth", "bearer"], &env);
+    let r = run(&["check", &s.url, "--token", "wrong-token"]).expect(AUTH);
+    assert!(
+        !r.stderr.contains("wrong-token"),
+        "the token leaked: {}",
+        r.stderr
+    );
+    run(&["check", &s.url]).expect(AUTH);
+    run(&["check", &s.url, "--token", "good-token"]).expect(OK);
+    run(&["check", &s.url, "-H", "Authorization: Bearer good-token"]).expect(OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// soak
+
+#[test]
+fn soak_through_the_pool_reports_as_json() {
+    let r = run(&[
+        "soak",
+        "--clients",
+        "8",
+        "--calls",
+        "300",
+        "--max-sessions",
+        "4",
+        "--json",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert_eq!(j["calls"], 300);
+    assert_eq!(j["succeeded"], 300);
+    assert_eq!(j["failures"]["unexpected"], 0);
+    assert_eq!(j["target"]["transport"], "streamable_http");
+    for q in ["p50", "p90", "p99", "max"] {
+        assert!(
+            j["latency_ms"][q].as_f64().is_some_and(|v| v > 0.0),
+            "{q}: {j}"
+        );
+    }
+    let m = &j["pool_metrics"];
+    assert_eq!(
+        m["hits"].as_u64().unwrap() + m["misses"].as_u64().unwrap(),
+        301,
+        "{m}"
+    );
+    assert!(m["misses"].as_u64().unwrap() <= 4, "{m}");
+    assert!(j["peak_rss_kb"]["harness"].as_u64().unwrap() > 0);
+    assert!(j["peak_rss_kb"]["server"].as_u64().unwrap() > 0);
+    assert!(j["calls_per_s"].as_f64().unwrap() > 0.0);
+    // Progress goes to stderr as plain lines when it is not a terminal.
+    assert!(r.stderr.contains("calls/s"), "{}", r.stderr);
+}
+
+#[test]
+fn soak_with_raw_sessions_and_cancellation_has_no_unexpected_failure() {
+    let r = run(&[
+        "soak",
+        "--no-pool",
+        "--clients",
+        "4",
+        "--calls",
+        "200",
+        "--cancel-rate",
+        "0.5",
+        "--json",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert_eq!(j["pool"], false);
+    assert_eq!(j["calls"], 200);
+    assert_eq!(j["failures"]["total"], 0, "{j}");
+    assert_eq!(
+        j["succeeded"].as_u64().unwrap() + j["cancelled"].as_u64().unwrap(),
+        200
+    );
+}
+
+#[test]
+fn soak_table_and_sse_transport() {
+    let r = run(&[
+        "soak",
+        "--transport",
+        "sse",
+        "--clients",
+        "4",
+        "--calls",
+        "100",
+    ])
+    .expect(OK);
+    for word in ["calls/s", "p99", "peak RSS", "pool", "result           ok"] {
+        assert!(r.stdout.contains(word), "`{word}` missing:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn soak_chaos_kill_failures_are_expected_and_reported_apart() {
+    let r = run(&[
+        "soak",
+        "--clients",
+        "8",
+        "--duration",
+        "3s",
+        "--chaos",
+        "kill",
+        "--every",
+        "1s",
+        "--timeout",
+        "5s",
+        "--json",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert!(j["chaos"]["events"].as_u64().unwrap() >= 1, "{j}");
+    assert_eq!(j["failures"]["unexpected"], 0, "{j}");
+    assert!(j["succeeded"].as_u64().unwrap() > 0, "{j}");
+}
+
+#[test]
+fn soak_chaos_pause_slows_calls_without_unexpected_failures() {
+    let r = run(&[
+        "soak",
+        "--clients",
+        "4",
+        "--duration",
+        "2s",
+        "--chaos",
+        "pause",
+        "--every",
+        "700ms",
+        "--pause-for",
+        "200ms",
+        "--json",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert!(j["chaos"]["events"].as_u64().unwrap() >= 1, "{j}");
+    assert_eq!(j["failures"]["unexpected"], 0, "{j}");
+    assert!(j["latency_ms"]["max"].as_f64().unwrap() >= 100.0, "{j}");
+}
+
+#[test]
+fn soak_tool_errors_are_unexpected_failures() {
+    let r = run(&[
+        "soak",
+        "--clients",
+        "2",
+        "--calls",
+        "10",
+        "--tool",
+        "fail",
+        "--args",
+        r#"{"message":"nope"}"#,
+        "--json",
+    ])
+    .expect(FAILURES);
+    let j = r.json();
+    assert_eq!(j["failures"]["by_kind"]["tool_error"], 10, "{j}");
+    assert_eq!(j["ok"], false);
+}
+
+#[test]
+fn soak_an_unreachable_server_is_unreachable() {
+    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let r =
+        run(&["soak", "--server", &url, "--calls", "10", "--timeout", "2s"]).expect(UNREACHABLE);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+    let r = run(&["soak", "--server", "ftp://example/mcp"]).expect(USAGE);
+    assert!(r.stderr.contains("neither"), "{}", r.stderr);
+}
+
+#[test]
+fn soak_a_running_server_and_a_stdio_command() {
+    let s = Serve::start(&["fast-test"], &[]);
+    let r = run(&[
+        "soak",
+        "--server",
+        &s.url,
+        "--clients",
+        "4",
+        "--calls",
+        "100",
+        "--tool",
+        "add",
+        "--args",
+        r#"{"a":1,"b":2}"#,
+        "--json",
+    ])
+    .expect(OK);
+    assert_eq!(r.json()["target"]["spawned"], false);
+    let r = run(&[
+        "soak",
+        "--clients",
+        "2",
+        "--calls",
+        "40",
+        "--max-sessions",
+        "2",
+        "--json",
+        "--",
+        CLI,
+        "serve",
+        "fast-test",
+        "--transport",
+        "stdio",
+    ])
+    .expect(OK);
+    assert_eq!(r.json()["target"]["transport"], "stdio");
+    let r = run(&[
+        "soak", "--chaos", "kill", "--every", "1s", "--server", &s.url,
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("--chaos"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers nobody here wrote: the official Python and TypeScript SDKs.
+
+/// Whether an external toolchain is present; in CI (where scripts/setup.sh installed it) its
+/// absence is a failure, elsewhere the scenario is skipped with a note.
+fn available(what: &str, probe: &mut StdCommand) -> bool {
+    let ok = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is missing in CI: scripts/setup.sh installs it"
+        );
+        eprintln!("skipped: {what} is not installed (run scripts/setup.sh)");
+    }
+    ok
+}
+
+fn python_sdk() -> bool {
+    available(
+        "the MCP Python SDK (pip install mcp)",
+        StdCommand::new("python3").args(["-c", "import mcp"]),
+    )
+}
+
+fn typescript_sdk() -> bool {
+    available(
+        "mcp-server-everything (npm install -g @modelcontextprotocol/server-everything)",
+        StdCommand::new("sh").args(["-c", "command -v mcp-server-everything"]),
+    )
+}
+
+fn python_fixture() -> String {
+    format!("{}/fixtures/python_server.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts an external HTTP/SSE server and returns it (stopped when the last handle drops).
+fn start_external(spec: ServerSpec) -> Server {
+    mcp_harness::run(async move { Server::start(spec).await }).expect("the external server starts")
+}
+
+fn check_all(url_or_cmd: &[&str], call: &[&str]) -> Value {
+    let mut args = vec!["check", "--json", "--timeout", "60s"];
+    args.extend_from_slice(call);
+    args.extend_from_slice(url_or_cmd);
+    run(&args).expect(OK).json()
+}
+
+#[test]
+fn check_the_python_sdk_over_stdio_http_and_sse() {
+    if !python_sdk() {
+        return;
+    }
+    let fixture = python_fixture();
+    let call = ["--call", "add", "--args", r#"{"a":2,"b":3}"#];
+    let j = check_all(&["--", "python3", &fixture, "stdio"], &call);
+    assert_eq!(j["call"]["text"], "5", "{j}");
+    assert_eq!(j["server"]["name"], "python-fixture");
+
+    for (mode, transport) in [
+        ("streamable-http", Transport::StreamableHttp),
+        ("sse", Transport::Sse),
+    ] {
+        let server = start_external(
+            ServerSpec::new(format!("python-{mode}"), "python3")
+                .args([fixture.as_str(), mode, "{port}"])
+                .transport(transport)
+                .startup_timeout(Duration::from_secs(60)),
+        );
+        let flag = if transport == Transport::Sse {
+            "sse"
+        } else {
+            "http"
+        };
+        let j = check_all(&[server.url(), "--transport", flag], &call);
+        assert_eq!(j["call"]["text"], "5", "{mode}: {j}");
+        assert_eq!(j["resources"][0]["uri"], "fixture://readme", "{mode}: {j}");
+        // A tool that raises is a tool error, exit 6.
+        run(&[
+            "check",
+            server.url(),
+            "--transport",
+            flag,
+            "--call",
+            "fail",
+            "--args",
+            r#"{"message":"x"}"#,
+        ])
+        .expect(TOOL_ERROR);
+    }
+}
+
+#[test]
+fn check_the_typescript_sdk_everything_server_over_stdio_http_and_sse() {
+    if !typescript_sdk() {
+        return;
+    }
+    let call = ["--call", "get-sum", "--args", r#"{"a":2,"b":3}"#];
+    let j = check_all(&["--", "mcp-server-everything"], &call);
+    assert!(
+        j["call"]["text"].as_str().unwrap_or("").contains('5'),
+        "{j}"
+    );
+    assert!(j["tools"].as_array().is_some_and(|t| t.len() > 5), "{j}");
+
+    for (mode, transport, path) in [
+        ("streamableHttp", Transport::StreamableHttp, "/mcp"),
+        ("sse", Transport::Sse, "/sse"),
+    ] {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let server = start_external(
+            ServerSpec::new(format!("everything-{mode}"), "mcp-server-everything")
+                .args([mode])
+                .env("PORT", port.to_string())
+                .transport(transport)
+                .address(AddressSource::Fixed(url.clone()))
+                .readiness(Readiness::McpInitialize)
+                .startup_timeout(Duration::from_secs(60)),
+        );
+        let flag = if transport == Transport::Sse {
+            "sse"
+        } else {
+            "http"
+        };
+        let j = check_all(&[server.url(), "--transport", flag], &call);
+        assert!(
+            j["call"]["text"].as_str().unwrap_or("").contains('5'),
+            "{mode}: {j}"
+        );
+        assert!(
+            j["prompts"].as_array().is_some_and(|p| !p.is_empty()),
+            "{mode}: {j}"
+        );
+    }
+}
