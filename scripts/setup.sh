@@ -8,6 +8,8 @@ need_apt=()
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The Redis scenarios start their own redis-server (never a shared system instance).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -21,9 +23,9 @@ fi
 # The CLI scenarios (tests/integration/cli.rs) check MCP servers nobody here wrote: the official
 # Python SDK (a FastMCP/MCPServer script in tests/fixtures/) and the TypeScript SDK's example
 # server. Both installs are skipped when already present.
-if ! python3 -c 'import mcp' >/dev/null 2>&1; then
+if ! python3 -c 'import mcp.server.mcpserver' >/dev/null 2>&1; then
   echo "setup: installing the MCP Python SDK (pip: mcp)" >&2
-  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'mcp>=1.9,<3')
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'mcp>=2,<3')
   # Debian's own python3 refuses global installs (PEP 668) unless told.
   "${pip_install[@]}" || "${pip_install[@]}" --break-system-packages
 fi

@@ -303,7 +303,7 @@ impl ServerSpec {
 
 struct SpawnRequest {
     cmd: std::process::Command,
-    reply: std::sync::mpsc::Sender<std::io::Result<tokio::process::Child>>,
+    reply: tokio::sync::oneshot::Sender<std::io::Result<tokio::process::Child>>,
 }
 
 /// One thread, alive for the whole process, spawns every child: PDEATHSIG is tied to the
@@ -326,7 +326,9 @@ static SPAWNER: LazyLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = LazyLoc
     Mutex::new(tx)
 });
 
-fn spawn_child(mut cmd: std::process::Command) -> std::io::Result<tokio::process::Child> {
+/// Spawns through the spawner thread; awaiting (not blocking) keeps runtime workers free while
+/// the fork runs.
+async fn spawn_child(mut cmd: std::process::Command) -> std::io::Result<tokio::process::Child> {
     let parent = std::process::id() as libc::pid_t;
     cmd.process_group(0);
     // SAFETY: the closure runs between fork and exec and only calls async-signal-safe functions.
@@ -342,13 +344,13 @@ fn spawn_child(mut cmd: std::process::Command) -> std::io::Result<tokio::process
             Ok(())
         });
     }
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = tokio::sync::oneshot::channel();
     SPAWNER
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .send(SpawnRequest { cmd, reply: tx })
         .map_err(|_| std::io::Error::other("the mcp-harness spawner thread is gone"))?;
-    rx.recv()
+    rx.await
         .map_err(|_| std::io::Error::other("the mcp-harness spawner thread is gone"))?
 }
 
@@ -484,7 +486,7 @@ impl ChildProcess {
     /// Spawns `spec` with `port` substituted. With `stdio_pipes`, stdin/stdout are the protocol
     /// channel; otherwise stdin is null and stdout is drained to its log (lines also go to
     /// `stdout_lines` for address discovery).
-    pub(crate) fn spawn(spec: &ServerSpec, port: u16, stdio_pipes: bool) -> Result<Spawned> {
+    pub(crate) async fn spawn(spec: &ServerSpec, port: u16, stdio_pipes: bool) -> Result<Spawned> {
         let (stdout_path, stderr_path) = log_paths(&spec.name);
         let spawn_err = |source: std::io::Error| Error::Spawn {
             server: spec.name.clone(),
@@ -499,7 +501,7 @@ impl ChildProcess {
         } else {
             cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         }
-        let mut child = spawn_child(cmd).map_err(spawn_err)?;
+        let mut child = spawn_child(cmd).await.map_err(spawn_err)?;
         let pid = child.id().unwrap_or(0);
         let (state_tx, state_rx) = watch::channel(ChildState::Running);
         let mut pipes = None;
@@ -931,7 +933,7 @@ async fn start_child(spec: &ServerSpec, port: u16) -> Result<(Arc<ChildProcess>,
     let started = Instant::now();
     let Spawned {
         proc: child, lines, ..
-    } = ChildProcess::spawn(spec, port, false)?;
+    } = ChildProcess::spawn(spec, port, false).await?;
     let deadline = spec.startup_timeout;
     let not_ready = |child: &ChildProcess, waiting_for: &str| Error::NotReady {
         server: spec.name.clone(),

@@ -1145,7 +1145,7 @@ async fn owner_task(
     let target = cfg.target.describe();
     let mut child: Option<Arc<ChildProcess>> = None;
     let started = match &cfg.target {
-        Target::Stdio(spec) => match ChildProcess::spawn(spec, 0, true) {
+        Target::Stdio(spec) => match ChildProcess::spawn(spec, 0, true).await {
             Ok(crate::process::Spawned {
                 proc,
                 pipes: Some(pipes),

@@ -263,17 +263,26 @@ async fn three_pools_route_a_dead_owners_session_to_exactly_one_of_them() {
     let results = futures::future::join_all(calls).await;
     let owner = store.owner(&session).await.unwrap().unwrap();
     assert!(["p1", "p2", "p3"].contains(&owner.as_str()));
-    assert!(results.iter().all(|w| w["transport"] == "http"), "{results:?}");
+    assert!(
+        results.iter().all(|w| w["transport"] == "http"),
+        "{results:?}"
+    );
     // Every call ran at the winner: only its pool opened upstream sessions.
     for (p, id) in pools.iter().zip(["p1", "p2", "p3"]) {
         let opened = p.metrics().misses;
         if id == owner {
             assert!(opened >= 1, "the winner opened the upstream session(s)");
         } else {
-            assert_eq!(opened, 0, "{id} lost the race and must not open an upstream session");
+            assert_eq!(
+                opened, 0,
+                "{id} lost the race and must not open an upstream session"
+            );
         }
     }
-    let forwarded: u64 = pools.iter().map(|p| p.metrics().session_affinity.forwarded_requests).sum();
+    let forwarded: u64 = pools
+        .iter()
+        .map(|p| p.metrics().session_affinity.forwarded_requests)
+        .sum();
     assert_eq!(forwarded, 2, "the two losers forwarded to the winner");
 }
 

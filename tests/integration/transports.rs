@@ -916,10 +916,10 @@ fn sse_client_speaks_to_the_python_sdk_server() {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !available {
-        eprintln!("SKIPPED: python3 with the `mcp` 2.x SDK is not installed");
-        return;
-    }
+    assert!(
+        available,
+        "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2,<3')"
+    );
     mcp_harness::run(async {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/sse");
@@ -974,15 +974,30 @@ app.listen(port, "127.0.0.1", () => console.log(`listening ${port}`));
 /// The official TypeScript SDK serves legacy SSE with `SSEServerTransport` (endpoint
 /// `/messages?sessionId=...`). Needs a directory with `@modelcontextprotocol/sdk` and
 /// `express` installed (`npm install @modelcontextprotocol/sdk@1 express`), named by
-/// `MCP_HARNESS_TS_SDK_DIR`; skipped, loudly, without it.
+/// `MCP_HARNESS_TS_SDK_DIR`, else the global install of `@modelcontextprotocol/server-everything`
+/// that scripts/setup.sh makes (it ships the SDK, express and zod).
 #[test]
 fn sse_client_speaks_to_the_typescript_sdk_server() {
-    let Some(dir) = std::env::var_os("MCP_HARNESS_TS_SDK_DIR") else {
-        eprintln!(
-            "SKIPPED: set MCP_HARNESS_TS_SDK_DIR to a directory with @modelcontextprotocol/sdk and express installed"
-        );
-        return;
-    };
+    let dir = std::env::var_os("MCP_HARNESS_TS_SDK_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let root = std::process::Command::new("npm")
+                .args(["root", "-g"])
+                .output()
+                .ok()?;
+            let root = String::from_utf8(root.stdout).ok()?;
+            Some(std::path::Path::new(root.trim()).join("@modelcontextprotocol/server-everything"))
+        })
+        .filter(|d| {
+            ["@modelcontextprotocol/sdk", "express", "zod"]
+                .iter()
+                .all(|m| d.join("node_modules").join(m).is_dir())
+        });
+    let dir = dir.unwrap_or_else(|| {
+        panic!(
+            "the TypeScript MCP SDK is not installed: run scripts/setup.sh (npm install -g @modelcontextprotocol/server-everything), or set MCP_HARNESS_TS_SDK_DIR to a directory with @modelcontextprotocol/sdk, express and zod installed"
+        )
+    });
     mcp_harness::run(async {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/sse");
@@ -1086,10 +1101,10 @@ fn oauth_against_the_python_sdk_authorization_server() {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !available {
-        eprintln!("SKIPPED: python3 with the `mcp` 2.x SDK is not installed");
-        return;
-    }
+    assert!(
+        available,
+        "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2,<3')"
+    );
     mcp_harness::run(async {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/mcp");

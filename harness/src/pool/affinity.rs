@@ -177,6 +177,8 @@ pub(crate) struct Affinity {
     next_id: AtomicU64,
     pub(crate) counters: AffinityCounters,
     degraded: AtomicBool,
+    /// While the store is down, calls run locally at once instead of waiting on it each time.
+    store_down_until: Mutex<Option<Instant>>,
     inbox_ready: watch::Sender<bool>,
 }
 
@@ -191,6 +193,7 @@ impl Affinity {
             next_id: AtomicU64::new(0),
             counters: AffinityCounters::default(),
             degraded: AtomicBool::new(false),
+            store_down_until: Mutex::new(None),
             inbox_ready: watch::channel(false).0,
         })
     }
@@ -201,15 +204,32 @@ impl Affinity {
 
     /// A store failure: run locally, and say so once (not once per call).
     fn degrade(&self, what: &str, e: &dyn std::fmt::Display) {
+        let retry = self
+            .worker
+            .as_ref()
+            .map_or(Duration::from_secs(1), |w| w.heartbeat_interval);
+        *self
+            .store_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + retry);
         if !self.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(worker = %self.me(), error = %e, "ownership store unavailable during {what}: affinity degrades to local execution until it is back");
         }
     }
 
     fn recovered(&self) {
+        *self
+            .store_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         if self.degraded.swap(false, Ordering::AcqRel) {
             tracing::info!(worker = %self.me(), "ownership store is back: ownership resumes");
         }
+    }
+
+    /// True while a recent store failure says not to wait on the store.
+    fn store_down(&self) -> bool {
+        matches!(*self.store_down_until.lock().unwrap_or_else(|p| p.into_inner()), Some(t) if t > Instant::now())
     }
 
     fn decision(&self, session: &str, method: &str, decision: &str) {
@@ -234,7 +254,7 @@ impl Affinity {
                 None => {}
             }
         }
-        if let Some(w) = &self.worker {
+        if let Some(w) = self.worker.as_ref().filter(|_| !self.store_down()) {
             match w.store.get_mapping(session).await {
                 Ok(Some(raw)) => {
                     self.recovered();
@@ -449,6 +469,10 @@ impl SessionPool {
             aff.decision(session, method, "no-owner-local");
             return Route::Local;
         };
+        if aff.store_down() {
+            aff.decision(session, method, "store-unavailable-local");
+            return Route::Local;
+        }
         let claim = w.store.claim(session, &w.id, w.ownership_ttl).await;
         let owner = match claim {
             Ok(Claim::Mine) => {

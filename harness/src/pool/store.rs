@@ -315,8 +315,8 @@ mod redis_store {
         pub async fn connect(url: &str) -> StoreResult<RedisStore> {
             let client = redis::Client::open(url).map_err(err)?;
             let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Duration::from_secs(2))
-                .set_response_timeout(Duration::from_secs(2))
+                .set_connection_timeout(Duration::from_millis(500))
+                .set_response_timeout(Duration::from_secs(1))
                 .set_number_of_retries(1);
             let conn = crate::runtime::spawn(async move {
                 let c =
