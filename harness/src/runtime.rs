@@ -72,8 +72,17 @@ where
     match joined {
         Ok(out) => out,
         Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            // The panic hook printed the message on a runtime thread, where the test runner
+            // does not capture it: repeat it here, on the test's own thread.
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "<non-string panic payload>".to_owned());
+            eprintln!("mcp-harness: the test body panicked: {message}");
             crate::process::print_log_tails_for_failure();
-            std::panic::resume_unwind(e.into_panic())
+            std::panic::resume_unwind(payload)
         }
         Err(e) => panic!("mcp-harness: the test body was cancelled: {e}"),
     }

@@ -467,8 +467,21 @@ fn oauth_token_expiring_mid_run_is_refreshed() {
     });
 }
 
-/// Local ports in LISTEN state, from /proc/self/net/tcp and tcp6.
+/// Ports this process listens on: LISTEN entries of /proc/self/net/tcp{,6} (which list the whole
+/// network namespace, child servers included) whose socket inode is one of this process's fds.
 fn listening_ports() -> HashSet<u16> {
+    let own_sockets: HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    l.to_str()?
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut ports = HashSet::new();
     for file in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
         let Ok(table) = std::fs::read_to_string(file) else {
@@ -476,8 +489,9 @@ fn listening_ports() -> HashSet<u16> {
         };
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() > 3
+            if fields.len() > 9
                 && fields[3] == "0A"
+                && own_sockets.contains(fields[9])
                 && let Some(port) = fields[1]
                     .rsplit(':')
                     .next()
