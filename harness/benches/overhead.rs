@@ -51,11 +51,15 @@ type Raw = RunningService<RoleClient, ClientConfig>;
 
 fn main() {
     let paired = std::env::var("MCP_BENCH_PAIRED").unwrap_or_default();
-    let listing = std::env::args().any(|a| a == "--test" || a == "--list" || a == "--help");
+    // Like divan: without `--bench` (`cargo test --benches`) or with `--test`, only check that
+    // each benchmark runs once.
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    let benchmarking = has("--bench") && !has("--test") && !has("--list") && !has("--help");
     if paired != "only" {
         divan::main();
     }
-    if !listing && paired != "0" {
+    if benchmarking && paired != "0" {
         paired::run();
     }
 }
