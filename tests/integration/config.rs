@@ -100,3 +100,35 @@ fn error_message_is_actionable() {
         .to_string();
     assert!(err.starts_with("/work/mcp-harness.toml:2:"), "{err}");
 }
+
+#[test]
+fn oauth_clients_parse_dynamic_and_pre_registered_settings() {
+    let cfg = parse(
+        r#"
+[clients.dynamic]
+server = "fast-test-oauth"
+oauth = true
+
+[clients.registered]
+server = "fast-test-oauth"
+oauth = { client_id = "ci-client", auth_method = "client_secret_post", scope = "mcp:tools" }
+"#,
+    )
+    .unwrap();
+    assert!(cfg.client("dynamic").unwrap().oauth.is_some());
+    let reg = cfg.client("registered").unwrap().oauth.clone().unwrap();
+    assert_eq!(reg.client_id.as_deref(), Some("ci-client"));
+    assert_eq!(
+        reg.auth_method,
+        Some(mcp_harness::TokenEndpointAuth::ClientSecretPost)
+    );
+    assert_eq!(reg.scope.as_deref(), Some("mcp:tools"));
+}
+
+#[test]
+fn unknown_oauth_auth_method_names_file_line_and_key() {
+    let (line, key, message) = invalid("[clients.x]\n\noauth = { auth_method = \"carrier\" }\n");
+    assert_eq!(line, 3);
+    assert_eq!(key, "clients.x.oauth.auth_method");
+    assert!(message.contains("carrier"), "{message}");
+}

@@ -1,7 +1,7 @@
 //! Named clients are distinct identities with distinct sessions, over stdio and streamable HTTP.
 
 use mcp_harness::Session;
-use mcp_harness_fixtures::{ServerRef, alice, bob, fast_test, token_for};
+use mcp_harness_fixtures::{ServerRef, alice, bob, fast_test, oauth, token_for};
 use rstest::rstest;
 use serde_json::json;
 
@@ -67,4 +67,19 @@ fn missing_token_is_a_typed_unauthorized_error(fast_test: ServerRef) {
         matches!(err, mcp_harness::Error::Unauthorized { .. }),
         "{err:?}"
     );
+}
+
+#[rstest]
+fn oauth_named_client_runs_the_whole_flow_headless(oauth: Session) {
+    mcp_harness::run(async move {
+        let who = call_json(&oauth, "whoami", json!({})).await;
+        assert_eq!(
+            who["subject"], "oauth-user",
+            "the bundled authorization server's test user"
+        );
+        assert_eq!(
+            call_text(&oauth, "echo", json!({"text": "authorized"})).await,
+            "authorized"
+        );
+    });
 }
