@@ -941,3 +941,43 @@ async fn a_session_acquired_under_one_identity_is_never_handed_to_another() {
     }
     assert_eq!(pool.metrics().pool_key_count, 5);
 }
+
+#[tokio::test]
+async fn soft_caps_on_keys_and_sessions_give_typed_capacity_errors() {
+    let server = server().await;
+    let keys = SessionPool::builder().max_pool_keys(1).build();
+    drop(
+        keys.acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "a"))
+            .await
+            .unwrap(),
+    );
+    let err = keys
+        .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "b"))
+        .await
+        .expect_err("a second key is over the cap");
+    assert!(matches!(err, Error::Capacity { limit: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("pool keys"), "{err}");
+
+    let sessions = SessionPool::builder().max_total_sessions(2).build();
+    let a = sessions
+        .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "a"))
+        .await
+        .unwrap();
+    let b = sessions
+        .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "b"))
+        .await
+        .unwrap();
+    let err = sessions
+        .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "c"))
+        .await
+        .expect_err("a third live session is over the cap");
+    assert!(matches!(err, Error::Capacity { limit: 2, .. }), "{err:?}");
+    drop((a, b));
+    // Idle sessions still count as live: reuse works, a new key still hits the cap.
+    assert!(
+        sessions
+            .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "a"))
+            .await
+            .is_ok()
+    );
+}
