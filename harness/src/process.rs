@@ -680,14 +680,19 @@ impl Drop for ChildProcess {
     }
 }
 
-/// Prints the log tails of every live child to stderr (called when a test body panics).
-pub(crate) fn print_log_tails_for_failure() {
-    let children: Vec<Arc<ChildProcess>> = CHILDREN
+/// Every child process still alive.
+fn live_children() -> Vec<Arc<ChildProcess>> {
+    CHILDREN
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .filter_map(Weak::upgrade)
-        .collect();
+        .collect()
+}
+
+/// Prints the log tails of every live child to stderr (called when a test body panics).
+pub(crate) fn print_log_tails_for_failure() {
+    let children = live_children();
     for c in children {
         let tail = c.log_tail(20);
         eprintln!(
@@ -705,12 +710,7 @@ pub(crate) fn print_log_tails_for_failure() {
 
 /// SIGKILLs every child still alive, without waiting (last resort at exit).
 pub(crate) fn kill_all_children_now() {
-    let children: Vec<Arc<ChildProcess>> = CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let children = live_children();
     for c in &children {
         c.signal(libc::SIGCONT);
         c.signal(libc::SIGKILL);
@@ -719,12 +719,7 @@ pub(crate) fn kill_all_children_now() {
 
 /// Stops every child still alive: SIGTERM, a short grace, SIGKILL (process exit).
 pub(crate) fn kill_all_children() {
-    let children: Vec<Arc<ChildProcess>> = CHILDREN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect();
+    let children = live_children();
     for c in &children {
         c.signal(libc::SIGCONT);
         c.signal(libc::SIGTERM);
@@ -785,28 +780,16 @@ impl Server {
     /// Starts a network server and waits until it is ready (see [`Readiness`]), within the
     /// spec's startup deadline. A process that exits first fails at once with its log tail.
     pub async fn start(spec: ServerSpec) -> Result<Server> {
-        if spec.transport == Transport::Stdio {
-            return Err(Error::Invalid {
-                what: format!("server `{}`", spec.name),
-                reason: "a stdio server is started by each session; connect with `Session::builder(Target::Stdio(spec))` instead of `Server::start`".into(),
-            });
-        }
-        let (child, url) = start_child(&spec, 0).await?;
-        let port = port_of(&url);
-        Ok(Server {
-            inner: Arc::new(ServerInner {
-                spec,
-                url,
-                port,
-                current: Mutex::new(child),
-            }),
-        })
+        Server::start_on_port(spec, 0).await
     }
 
     /// Starts a network server with `{port}` set to `port` (instead of 0) on its first start.
     pub async fn start_on_port(spec: ServerSpec, port: u16) -> Result<Server> {
         if spec.transport == Transport::Stdio {
-            return Server::start(spec).await;
+            return Err(Error::Invalid {
+                what: format!("server `{}`", spec.name),
+                reason: "a stdio server is started by each session; connect with `Session::builder(Target::Stdio(spec))` instead of `Server::start`".into(),
+            });
         }
         let (child, url) = start_child(&spec, port).await?;
         let port = port_of(&url);

@@ -482,22 +482,15 @@ impl Session {
 
     /// Lists the server's tools (all pages).
     pub async fn list_tools(&self) -> Result<Vec<Tool>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            let req = ClientRequest::ListToolsRequest(ListToolsRequest::with_param_opt(params));
-            match self.send("tools/list", req).await? {
-                ServerResult::ListToolsResult(r) => {
-                    out.extend(r.tools);
-                    match r.next_cursor {
-                        Some(c) => cursor = Some(c),
-                        None => return Ok(out),
-                    }
-                }
-                other => return Err(self.unexpected("tools/list", &other)),
-            }
-        }
+        self.list_all(
+            "tools/list",
+            |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param_opt(p)),
+            |r| match r {
+                ServerResult::ListToolsResult(r) => Ok((r.tools, r.next_cursor)),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     /// Calls a tool with JSON object arguments (`serde_json::json!({...})`, or `null` for none).
@@ -534,23 +527,15 @@ impl Session {
 
     /// Lists the server's resources (all pages).
     pub async fn list_resources(&self) -> Result<Vec<Resource>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            let req =
-                ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(params));
-            match self.send("resources/list", req).await? {
-                ServerResult::ListResourcesResult(r) => {
-                    out.extend(r.resources);
-                    match r.next_cursor {
-                        Some(c) => cursor = Some(c),
-                        None => return Ok(out),
-                    }
-                }
-                other => return Err(self.unexpected("resources/list", &other)),
-            }
-        }
+        self.list_all(
+            "resources/list",
+            |p| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(p)),
+            |r| match r {
+                ServerResult::ListResourcesResult(r) => Ok((r.resources, r.next_cursor)),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     /// Reads a resource.
@@ -566,20 +551,37 @@ impl Session {
 
     /// Lists the server's prompts (all pages).
     pub async fn list_prompts(&self) -> Result<Vec<Prompt>> {
+        self.list_all(
+            "prompts/list",
+            |p| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param_opt(p)),
+            |r| match r {
+                ServerResult::ListPromptsResult(r) => Ok((r.prompts, r.next_cursor)),
+                other => Err(other),
+            },
+        )
+        .await
+    }
+
+    /// Follows `nextCursor` until the last page of a `*/list` method.
+    async fn list_all<T>(
+        &self,
+        method: &str,
+        request: impl Fn(Option<PaginatedRequestParams>) -> ClientRequest,
+        page: impl Fn(ServerResult) -> std::result::Result<(Vec<T>, Option<String>), ServerResult>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
             let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            let req = ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param_opt(params));
-            match self.send("prompts/list", req).await? {
-                ServerResult::ListPromptsResult(r) => {
-                    out.extend(r.prompts);
-                    match r.next_cursor {
+            match page(self.send(method, request(params)).await?) {
+                Ok((items, next)) => {
+                    out.extend(items);
+                    match next {
                         Some(c) => cursor = Some(c),
                         None => return Ok(out),
                     }
                 }
-                other => return Err(self.unexpected("prompts/list", &other)),
+                Err(other) => return Err(self.unexpected(method, &other)),
             }
         }
     }

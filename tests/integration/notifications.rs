@@ -95,7 +95,11 @@ async fn a_burst_inside_the_window_gives_one_refresh_with_merged_flags() {
     assert_eq!(m.notifications_received, 20);
     assert_eq!(m.refreshes_triggered, 1, "{m:?}");
     assert_eq!(m.notifications_debounced, 19);
-    assert_eq!(catalog.gateway("gw-burst").unwrap().refreshes, [all()]);
+    let gw = eventually("the catalog", Duration::from_secs(5), || async {
+        catalog.gateway("gw-burst")
+    })
+    .await;
+    assert_eq!(gw.refreshes, [all()]);
 }
 
 #[tokio::test]
@@ -115,8 +119,11 @@ async fn resources_and_prompts_variants_refresh_the_right_parts() {
         .await
         .unwrap();
     settled(&pool, 2).await;
-    let r = catalog.gateway("gw-r").unwrap();
-    let p = catalog.gateway("gw-p").unwrap();
+    // The refresh counts when it starts; the catalog fills when it ends.
+    let (r, p) = eventually("both catalogs", Duration::from_secs(5), || async {
+        catalog.gateway("gw-r").zip(catalog.gateway("gw-p"))
+    })
+    .await;
     assert_eq!(
         r.refreshes,
         [RefreshFlags {
