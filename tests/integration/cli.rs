@@ -453,15 +453,15 @@ fn soak_chaos_kill_failures_are_expected_and_reported_apart() {
     let r = run(&[
         "soak",
         "--clients",
-        "8",
+        "4",
         "--duration",
-        "3s",
+        "2s",
         "--chaos",
         "kill",
         "--every",
-        "1s",
+        "700ms",
         "--timeout",
-        "5s",
+        "3s",
         "--json",
     ])
     .expect(OK);
