@@ -487,7 +487,7 @@ impl Session {
             |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param_opt(p)),
             |r| match r {
                 ServerResult::ListToolsResult(r) => Ok((r.tools, r.next_cursor)),
-                other => Err(other),
+                other => Err(Box::new(other)),
             },
         )
         .await
@@ -532,7 +532,7 @@ impl Session {
             |p| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(p)),
             |r| match r {
                 ServerResult::ListResourcesResult(r) => Ok((r.resources, r.next_cursor)),
-                other => Err(other),
+                other => Err(Box::new(other)),
             },
         )
         .await
@@ -556,7 +556,7 @@ impl Session {
             |p| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param_opt(p)),
             |r| match r {
                 ServerResult::ListPromptsResult(r) => Ok((r.prompts, r.next_cursor)),
-                other => Err(other),
+                other => Err(Box::new(other)),
             },
         )
         .await
@@ -567,7 +567,7 @@ impl Session {
         &self,
         method: &str,
         request: impl Fn(Option<PaginatedRequestParams>) -> ClientRequest,
-        page: impl Fn(ServerResult) -> std::result::Result<(Vec<T>, Option<String>), ServerResult>,
+        page: impl Fn(ServerResult) -> std::result::Result<(Vec<T>, Option<String>), Box<ServerResult>>,
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let mut cursor = None;

@@ -474,9 +474,25 @@ fn worker_process() {
     }
 }
 
-fn spawn_worker(id: &str, redis: &str, url: &str, session: &str) -> (std::process::Child, String) {
+/// A worker process, killed (and reaped) when dropped, so a failing test leaves none behind.
+struct WorkerProcess(std::process::Child);
+
+impl WorkerProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn_worker(id: &str, redis: &str, url: &str, session: &str) -> (WorkerProcess, String) {
     let spec = json!({"id": id, "redis": redis, "url": url, "session": session}).to_string();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
             "--exact",
@@ -492,7 +508,8 @@ fn spawn_worker(id: &str, redis: &str, url: &str, session: &str) -> (std::proces
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut child = WorkerProcess(child);
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
@@ -532,8 +549,7 @@ async fn two_os_processes_forward_to_the_owner_and_reclaim_when_it_is_killed() {
     assert_eq!(b.metrics().session_affinity.forwarded_requests, 1);
 
     // A is killed: its heartbeat expires and B reclaims the session.
-    a.kill().unwrap();
-    a.wait().unwrap();
+    a.kill();
     let reclaimed = eventually(
         "B to reclaim the session",
         Duration::from_secs(10),

@@ -206,9 +206,8 @@ impl OwnershipStore for MemoryStore {
     }
 
     fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(
-            self.with(|m| m.set(format!("alive:{worker}"), "1".into(), ttl))
-        ))
+        self.with(|m| m.set(format!("alive:{worker}"), "1".into(), ttl));
+        ready(Ok(()))
     }
 
     fn is_alive<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
@@ -223,9 +222,8 @@ impl OwnershipStore for MemoryStore {
         mapping: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<()>> {
-        ready(Ok(self.with(|m| {
-            m.set(format!("mapping:{session}"), mapping.to_owned(), ttl)
-        })))
+        self.with(|m| m.set(format!("mapping:{session}"), mapping.to_owned(), ttl));
+        ready(Ok(()))
     }
 
     fn get_mapping<'a>(&'a self, session: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
