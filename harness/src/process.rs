@@ -651,6 +651,29 @@ impl ChildProcess {
     pub(crate) fn pause(&self) {
         self.signal(libc::SIGSTOP);
         *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        // SIGSTOP is delivered asynchronously: a thread running on another core could still
+        // answer one more request. Return only once every thread is stopped (bounded).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.all_threads_stopped() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn all_threads_stopped(&self) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return true;
+        };
+        tasks.filter_map(|t| t.ok()).all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .map(|stat| {
+                    let state = stat
+                        .rsplit(')')
+                        .next()
+                        .and_then(|s| s.split_whitespace().next());
+                    matches!(state, Some("T" | "t" | "Z" | "X"))
+                })
+                .unwrap_or(true)
+        })
     }
 
     pub(crate) fn resume(&self) {

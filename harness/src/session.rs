@@ -1100,10 +1100,23 @@ fn http_config(
         .custom_headers(headers)
         .max_concurrent_requests(cfg.max_in_flight)
         .reinit_on_expired_session(false);
+    // rmcp's default retries a broken response stream forever: a killed server would leave
+    // in-flight calls hanging until their timeout instead of failing with `Closed`.
+    config.retry_config = Arc::new(BoundedSseRetry);
     if let (Some(token), None) = (&cfg.bearer, &cfg.oauth_tokens) {
         config = config.auth_header(token.expose().to_owned());
     }
     Ok(config)
+}
+
+/// Resumes a broken SSE response stream at most twice, 50 ms apart.
+#[derive(Debug)]
+struct BoundedSseRetry;
+
+impl rmcp::transport::common::client_side_sse::SseRetryPolicy for BoundedSseRetry {
+    fn retry(&self, current_times: usize) -> Option<Duration> {
+        (current_times < 2).then_some(Duration::from_millis(50))
+    }
 }
 
 /// The session's custom headers for the SSE transport (values marked sensitive).

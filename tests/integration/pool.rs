@@ -981,3 +981,109 @@ async fn soft_caps_on_keys_and_sessions_give_typed_capacity_errors() {
             .is_ok()
     );
 }
+
+// ---- the same scenarios over SSE and stdio ----------------------------------------------------
+
+async fn sse_server() -> Server {
+    Server::start(ServerSpec::bundled(Bundled::FastTest, Transport::Sse))
+        .await
+        .expect("fast-test over legacy SSE")
+}
+
+#[tokio::test]
+async fn sequential_calls_reuse_one_upstream_session_over_sse() {
+    let server = sse_server().await;
+    let pool = SessionPool::builder().build();
+    let req =
+        AcquireRequest::url(server.url(), Transport::Sse).header("authorization", "Bearer one");
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "counter", json!({})).await,
+        "1"
+    );
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "counter", json!({})).await,
+        "2",
+        "same upstream session"
+    );
+    let who = pooled_json(&pool, req, "whoami").await;
+    assert_eq!(who["transport"], "sse");
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses), (2, 1));
+}
+
+#[tokio::test]
+async fn identities_are_isolated_and_session_ids_stripped_over_sse() {
+    let server = sse_server().await;
+    let pool = SessionPool::builder().build();
+    let a = AcquireRequest::url(server.url(), Transport::Sse)
+        .header("x-tenant-id", "a")
+        .header("mcp-session-id", "downstream");
+    let b = AcquireRequest::url(server.url(), Transport::Sse).header("x-tenant-id", "b");
+    assert_eq!(
+        pooled_text(&pool, a.clone(), "counter", json!({})).await,
+        "1"
+    );
+    assert_eq!(
+        pooled_text(&pool, b, "counter", json!({})).await,
+        "1",
+        "another identity, another session"
+    );
+    let who = pooled_json(&pool, a, "whoami").await;
+    let headers = who["headers"].as_object().unwrap();
+    assert_eq!(headers["x-tenant-id"], "a");
+    assert!(!headers.contains_key("x-mcp-session-id"), "{headers:?}");
+}
+
+#[tokio::test]
+async fn sse_server_killed_mid_call_fails_only_that_call_then_recovers() {
+    let server = sse_server().await;
+    let pool = SessionPool::builder().build();
+    let req = AcquireRequest::url(server.url(), Transport::Sse);
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await,
+        "warm"
+    );
+    let in_flight = {
+        let (pool, req) = (pool.clone(), req.clone());
+        tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
+    };
+    server.kill().await.unwrap();
+    let err = in_flight
+        .await
+        .unwrap()
+        .expect_err("the server died under the call");
+    assert!(matches!(err, Error::Closed { .. }), "typed: {err:?}");
+    server.restart().await.unwrap();
+    assert_eq!(
+        pooled_text(&pool, req, "echo", json!({"text": "after"})).await,
+        "after"
+    );
+    assert_eq!(pool.metrics().evictions, 1);
+}
+
+#[tokio::test]
+async fn stdio_upstreams_are_pooled_per_identity_and_reused() {
+    let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
+    let pool = SessionPool::builder().build();
+    let alice = AcquireRequest::stdio(spec.clone()).user("alice");
+    let bob = AcquireRequest::stdio(spec).user("bob");
+    assert_eq!(
+        pooled_text(&pool, alice.clone(), "counter", json!({})).await,
+        "1"
+    );
+    assert_eq!(
+        pooled_text(&pool, alice.clone(), "counter", json!({})).await,
+        "2",
+        "reused"
+    );
+    assert_eq!(
+        pooled_text(&pool, bob, "counter", json!({})).await,
+        "1",
+        "bob has his own process"
+    );
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses, m.pool_key_count), (1, 2, 2));
+    assert!(pool.key_of(&alice).to_string().contains("stdio"));
+    pool.close_all().await;
+    assert_eq!(pool.metrics().total_active_sessions, 0);
+}
