@@ -5,11 +5,14 @@
 //!   (latency) and 100 at a time (throughput). Over HTTP every client talks to the same server
 //!   process; over stdio each client has its own child running the same bundled server.
 //! * `cold_start`: spawn + initialize of a stdio session (shutdown is not timed).
+//! * `pool_*` (in `overhead/pool.rs`): the session pool's hit, miss, end-to-end `echo` against
+//!   raw rmcp clients, memory per pooled session and `close_all`.
 //!
 //! After divan's tables, a paired pass measures the clients in alternating blocks (so that load
 //! from other processes hits them alike), also counts the CPU time this process spends per call,
-//! and prints Markdown tables with the Session/raw ratios. `MCP_BENCH_PAIRED=0` skips it,
-//! `MCP_BENCH_PAIRED=only` runs only it.
+//! and prints Markdown tables with the Session/raw ratios; then the pool's pass does the same for
+//! the pool (see `pool::run`). `MCP_BENCH_PAIRED=0` skips both, `MCP_BENCH_PAIRED=only` runs only
+//! them (no divan), `MCP_BENCH_PAIRED=pool` only the pool's pass.
 //!
 //! Every call is driven from the bench thread by a current-thread runtime; the clients' own
 //! tasks (the Session's owner task, the raw client's service loop) run on the harness's shared
@@ -49,6 +52,9 @@ const SERVE_STDIO: &str = r#"{"server":"fast-test","transport":"stdio"}"#;
 
 type Raw = RunningService<RoleClient, ClientConfig>;
 
+#[path = "overhead/pool.rs"]
+mod pool;
+
 fn main() {
     let paired = std::env::var("MCP_BENCH_PAIRED").unwrap_or_default();
     // Like divan: without `--bench` (`cargo test --benches`) or with `--test`, only check that
@@ -56,11 +62,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     let benchmarking = has("--bench") && !has("--test") && !has("--list") && !has("--help");
-    if paired != "only" {
+    if paired != "only" && paired != "pool" {
         divan::main();
     }
     if benchmarking && paired != "0" {
-        paired::run();
+        if paired != "pool" {
+            paired::run();
+        }
+        pool::run();
     }
 }
 
@@ -448,7 +457,7 @@ mod paired {
     const COLD_ROUNDS: usize = 30;
 
     /// The CPU time this whole process (bench thread, shared runtime, spawner) has used.
-    fn process_cpu() -> Duration {
+    pub(crate) fn process_cpu() -> Duration {
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -461,14 +470,14 @@ mod paired {
 
     /// One block of one client: each item's wall time, the calls made, the CPU time used.
     #[derive(Clone, Default)]
-    struct Block {
-        samples: Vec<Duration>,
-        calls: usize,
-        cpu: Duration,
+    pub(crate) struct Block {
+        pub(crate) samples: Vec<Duration>,
+        pub(crate) calls: usize,
+        pub(crate) cpu: Duration,
     }
 
     /// Times `n` items of `calls_per_item` calls each.
-    fn time_each<F, Fut>(n: usize, calls_per_item: usize, item: F) -> Block
+    pub(crate) fn time_each<F, Fut>(n: usize, calls_per_item: usize, item: F) -> Block
     where
         F: Fn() -> Fut,
         Fut: Future,
@@ -489,7 +498,7 @@ mod paired {
         })
     }
 
-    fn median(v: &[Duration]) -> Duration {
+    pub(crate) fn median(v: &[Duration]) -> Duration {
         let mut v = v.to_vec();
         v.sort();
         let n = v.len();
@@ -510,33 +519,33 @@ mod paired {
         }
     }
 
-    fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
         sorted[((sorted.len() - 1) as f64 * q).round() as usize]
     }
 
-    fn us(d: Duration) -> String {
+    pub(crate) fn us(d: Duration) -> String {
         format!("{:.1} µs", d.as_secs_f64() * 1e6)
     }
 
-    fn ms(d: Duration) -> String {
+    pub(crate) fn ms(d: Duration) -> String {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     }
 
     /// Every block of every client kind, round by round.
-    struct Paired {
-        sides: Vec<Side>,
+    pub(crate) struct Paired<S = Side> {
+        sides: Vec<S>,
         /// `rounds[r][i]`: the block of `sides[i]` in round `r`.
         rounds: Vec<Vec<Block>>,
     }
 
-    impl Paired {
+    impl<S: Copy + PartialEq + std::fmt::Debug> Paired<S> {
         /// Runs `rounds` rounds; in each, `block(side, round)` measures one block of every side,
         /// the first side rotating so that no client kind always runs first.
-        fn measure(
-            sides: Vec<Side>,
+        pub(crate) fn measure(
+            sides: Vec<S>,
             rounds: usize,
-            mut block: impl FnMut(Side, usize) -> Block,
-        ) -> Paired {
+            mut block: impl FnMut(S, usize) -> Block,
+        ) -> Paired<S> {
             let n = sides.len();
             let mut all = Vec::with_capacity(rounds);
             for round in 0..rounds {
@@ -550,11 +559,11 @@ mod paired {
             Paired { sides, rounds: all }
         }
 
-        fn index(&self, side: Side) -> Option<usize> {
+        fn index(&self, side: S) -> Option<usize> {
             self.sides.iter().position(|s| *s == side)
         }
 
-        fn sorted(&self, side: Side) -> Option<Vec<Duration>> {
+        pub(crate) fn sorted(&self, side: S) -> Option<Vec<Duration>> {
             let i = self.index(side)?;
             let mut v: Vec<Duration> = self
                 .rounds
@@ -565,11 +574,11 @@ mod paired {
             Some(v)
         }
 
-        fn median(&self, side: Side) -> Option<Duration> {
+        pub(crate) fn median(&self, side: S) -> Option<Duration> {
             self.sorted(side).map(|v| median(&v))
         }
 
-        fn cpu_per_call(&self, side: Side) -> Option<Duration> {
+        pub(crate) fn cpu_per_call(&self, side: S) -> Option<Duration> {
             let i = self.index(side)?;
             let cpu: Duration = self.rounds.iter().map(|r| r[i].cpu).sum();
             let calls: usize = self.rounds.iter().map(|r| r[i].calls).sum();
@@ -577,7 +586,7 @@ mod paired {
         }
 
         /// `a/b` of the wall medians, as "all samples (median of the per-round ratios)".
-        fn ratio(&self, a: Side, b: Side) -> String {
+        pub(crate) fn ratio(&self, a: S, b: S) -> String {
             let (Some(ia), Some(ib)) = (self.index(a), self.index(b)) else {
                 return "—".into();
             };
@@ -594,13 +603,29 @@ mod paired {
             format!("{overall:.3} ({per_round:.3})")
         }
 
-        fn cpu_ratio(&self, a: Side, b: Side) -> String {
+        pub(crate) fn cpu_ratio(&self, a: S, b: S) -> String {
             match (self.cpu_per_call(a), self.cpu_per_call(b)) {
                 (Some(a), Some(b)) => format!("{:.3}", a.as_secs_f64() / b.as_secs_f64()),
                 _ => "—".into(),
             }
         }
 
+        pub(crate) fn tails(&self, what: &str, show: impl Fn(Duration) -> String) {
+            for &side in &self.sides {
+                let v = self.sorted(side).expect("a measured side");
+                println!(
+                    "| {what} | {side:?} | {} | {} | {} | {} | {} |",
+                    show(quantile(&v, 0.1)),
+                    show(quantile(&v, 0.5)),
+                    show(quantile(&v, 0.9)),
+                    show(quantile(&v, 0.99)),
+                    show(v[v.len() - 1]),
+                );
+            }
+        }
+    }
+
+    impl Paired<Side> {
         fn row(&self, what: &str, show: impl Fn(Duration) -> String) {
             let cell = |side| self.median(side).map_or("—".into(), &show);
             println!(
@@ -623,20 +648,6 @@ mod paired {
                 self.cpu_ratio(Side::Session, Side::Raw),
                 self.cpu_ratio(Side::Session, Side::RawAlike),
             );
-        }
-
-        fn tails(&self, what: &str, show: impl Fn(Duration) -> String) {
-            for &side in &self.sides {
-                let v = self.sorted(side).expect("a measured side");
-                println!(
-                    "| {what} | {side:?} | {} | {} | {} | {} | {} |",
-                    show(quantile(&v, 0.1)),
-                    show(quantile(&v, 0.5)),
-                    show(quantile(&v, 0.9)),
-                    show(quantile(&v, 0.99)),
-                    show(v[v.len() - 1]),
-                );
-            }
         }
     }
 
