@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Same package selection as the test build, so no dependency is rebuilt with other features.
-cargo build --quiet --workspace --bins
-bin="${CARGO_TARGET_DIR:-target}/debug/mcp-harness"
+# nextest has just built the CLI as `mcp-harness-cli`, a binary of the tests package (cargo builds
+# a package's binaries with its integration tests); build it only when it is missing.
+bin="${CARGO_TARGET_DIR:-target}/debug/mcp-harness-cli"
+if [ ! -x "$bin" ]; then
+  cargo build --quiet -p mcp-harness-tests --bin mcp-harness-cli
+fi
 
 secret="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
 export MCP_HARNESS_JWT_SECRET="$secret"

@@ -66,6 +66,9 @@ fn scenario_process() {
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
             std::fs::write(dir.join("pids"), list.join("\n")).unwrap();
             println!("\nMCP_SCENARIO_READY");
+            // Wait until the test has seen the servers alive (it closes our stdin).
+            let mut go = String::new();
+            let _ = std::io::stdin().read_line(&mut go);
             match scenario.as_str() {
                 "exit-normal" => {}
                 "exit-panic" => panic!("scenario panics on purpose"),
@@ -134,7 +137,7 @@ fn sessions_open_at_exit_are_closed_last_opened_first() {
 
 fn assert_no_server_survives(mode: &str) {
     let dir = scenario_dir(mode);
-    let mut child = scenario(mode, &dir).spawn().unwrap();
+    let mut child = scenario(mode, &dir).stdin(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -159,6 +162,8 @@ fn assert_no_server_survives(mode: &str) {
         pids.iter().all(|p| pid_alive(*p)),
         "servers run while the test process lives"
     );
+    // Let the scenario go on: exit normally, panic, or (sigkill) wait to be killed.
+    drop(child.stdin.take());
     if mode == "sigkill" {
         // SAFETY: plain syscall on our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

@@ -91,8 +91,11 @@ impl IdentityExtractor for JwtSubjectExtractor {
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(64);
+    hex(&Sha256::digest(data))
+}
+
+fn hex(digest: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * digest.len());
     for b in digest {
         out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
         out.push(char::from_digit((b & 0xf) as u32, 16).unwrap_or('0'));
@@ -103,7 +106,8 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
 /// How identities are hashed: the configured headers, extractor and affinity switch.
 #[derive(Clone)]
 pub(crate) struct IdentityRules {
-    pub(crate) headers: Vec<String>,
+    /// Parsed once (lower case), not on every acquire.
+    pub(crate) headers: Vec<http::HeaderName>,
     pub(crate) extractor: Option<Arc<dyn IdentityExtractor>>,
     pub(crate) affinity: bool,
 }
@@ -135,21 +139,27 @@ impl IdentityRules {
         {
             return (sha256_hex(id.as_bytes()), false);
         }
-        let mut pairs: Vec<String> = Vec::new();
+        // Sorted `name:value` pairs fed straight into the hasher: no string per pair.
+        let mut pairs: Vec<(&str, &[u8])> = Vec::new();
         for name in &self.headers {
-            for value in headers.get_all(name.as_str()) {
-                pairs.push(format!(
-                    "{}:{}",
-                    name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(value.as_bytes())
-                ));
+            for value in headers.get_all(name) {
+                pairs.push((name.as_str(), value.as_bytes()));
             }
         }
         if pairs.is_empty() {
             return (ANONYMOUS.to_owned(), true);
         }
-        pairs.sort();
-        (sha256_hex(pairs.join("\n").as_bytes()), false)
+        pairs.sort_unstable();
+        let mut hasher = Sha256::new();
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            if i > 0 {
+                hasher.update(b"\n");
+            }
+            hasher.update(name.as_bytes());
+            hasher.update(b":");
+            hasher.update(value);
+        }
+        (hex(&hasher.finalize()), false)
     }
 }
 

@@ -136,7 +136,7 @@ impl Default for PoolConfig {
             rules: IdentityRules {
                 headers: DEFAULT_IDENTITY_HEADERS
                     .iter()
-                    .map(|s| (*s).to_owned())
+                    .map(|s| http::HeaderName::from_static(s))
                     .collect(),
                 extractor: None,
                 affinity: false,
@@ -221,7 +221,14 @@ impl PoolBuilder {
     {
         self.cfg.rules.headers = names
             .into_iter()
-            .map(|s| s.into().to_ascii_lowercase())
+            .filter_map(|s| {
+                let s = s.into();
+                let parsed = http::HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes());
+                if parsed.is_err() {
+                    tracing::warn!(header = %s, "ignoring an invalid identity header name");
+                }
+                parsed.ok()
+            })
             .collect();
         self
     }
