@@ -517,7 +517,7 @@ enum Grant {
 /// The right to create one session for a key; dropping it unused frees the slot.
 struct SlotPermit {
     pool: Arc<PoolInner>,
-    key: PoolKey,
+    key: Arc<PoolKey>,
     trial: bool,
     armed: bool,
 }
@@ -540,7 +540,8 @@ impl Drop for SlotPermit {
 /// Derefs to [`Session`].
 pub struct PooledSession {
     pool: Arc<PoolInner>,
-    key: PoolKey,
+    // Shared, not cloned: a hit must not copy the key's four strings.
+    key: Arc<PoolKey>,
     entry: Option<Entry>,
     discard: bool,
 }
@@ -601,7 +602,7 @@ impl PoolInner {
 
     /// A slot of `key` was freed (creation failed or abandoned, or a session closed): hand it to
     /// the longest waiter as a right to create, else just count it free. Runs under the lock.
-    fn free_slot(self: &Arc<Self>, st: &mut State, key: &PoolKey) {
+    fn free_slot(self: &Arc<Self>, st: &mut State, key: &Arc<PoolKey>) {
         let Some(ks) = st.keys.get_mut(key) else {
             return;
         };
@@ -610,7 +611,7 @@ impl PoolInner {
         self.offer_slot(st, key);
     }
 
-    fn offer_slot(self: &Arc<Self>, st: &mut State, key: &PoolKey) {
+    fn offer_slot(self: &Arc<Self>, st: &mut State, key: &Arc<PoolKey>) {
         if self.closed() {
             return;
         }
@@ -641,7 +642,7 @@ impl PoolInner {
         }
     }
 
-    fn release(self: &Arc<Self>, key: &PoolKey, mut entry: Entry, discard: bool) {
+    fn release(self: &Arc<Self>, key: &Arc<PoolKey>, mut entry: Entry, discard: bool) {
         let mut to_close = None;
         {
             let mut st = self.lock();
@@ -653,8 +654,9 @@ impl PoolInner {
                 return;
             };
             ks.busy = ks.busy.saturating_sub(1);
-            ks.last_activity = Instant::now();
-            let expired = entry.created.elapsed() > self.cfg.session_ttl;
+            let now = Instant::now();
+            ks.last_activity = now;
+            let expired = now.duration_since(entry.created) > self.cfg.session_ttl;
             let dead = entry.session.is_closed();
             if self.closed() || discard || dead || expired || entry.generation < generation {
                 if discard || dead || expired {
@@ -664,7 +666,7 @@ impl PoolInner {
                 to_close = Some(entry.session);
                 self.offer_slot(&mut st, key);
             } else {
-                entry.last_used = Instant::now();
+                entry.last_used = now;
                 // Unlike the reference, a released session goes to the longest waiter at once.
                 let mut entry = Some(entry);
                 while let Some((_, tx)) = ks.waiters.pop_front() {
@@ -735,8 +737,10 @@ impl SessionPool {
             return Err(Error::PoolClosed);
         }
         let (key, exclusive) = self.resolve_key(&req).await?;
+        let key = Arc::new(key);
         self.evict_if_due();
-        let deadline = Instant::now() + pool.cfg.acquire_timeout;
+        let started = Instant::now();
+        let deadline = started + pool.cfg.acquire_timeout;
         loop {
             let next = {
                 let mut st = pool.lock();
@@ -759,7 +763,7 @@ impl SessionPool {
                         pool.cfg.max_sessions_per_key
                     };
                     st.keys.insert(
-                        key.clone(),
+                        (*key).clone(),
                         KeyState {
                             idle: VecDeque::new(),
                             busy: 0,
@@ -777,7 +781,7 @@ impl SessionPool {
                     total_live,
                 } = &mut *st;
                 let ks = keys.get_mut(&key).expect("inserted above");
-                ks.last_activity = Instant::now();
+                ks.last_activity = started;
                 let needs_create = ks.idle.is_empty() && ks.live() < ks.max;
                 let permit = breakers.check(&key.url, needs_create)?;
                 if let Some(entry) = ks.idle.pop_front() {
@@ -991,10 +995,11 @@ impl SessionPool {
         if entry.session.is_closed() {
             return Err("the session is closed".into());
         }
-        if entry.created.elapsed() > cfg.session_ttl {
+        let now = Instant::now();
+        if now.duration_since(entry.created) > cfg.session_ttl {
             return Err("the session outlived its TTL".into());
         }
-        if entry.last_used.elapsed() < cfg.health_check_interval {
+        if now.duration_since(entry.last_used) < cfg.health_check_interval {
             return Ok(());
         }
         let healthy = self.health_check(&entry.session).await;
