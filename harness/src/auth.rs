@@ -554,6 +554,8 @@ pub(crate) struct OAuthHttpClient {
 }
 
 type HttpHeaders = std::collections::HashMap<http::HeaderName, http::HeaderValue>;
+/// The largest SSE event accepted when rmcp calls the variants without an explicit limit.
+const MAX_SSE_EVENT_SIZE: usize = 8 * 1024 * 1024;
 type StreamResult<T> = std::result::Result<T, StreamableHttpError<reqwest::Error>>;
 type SseEvents =
     futures::stream::BoxStream<'static, std::result::Result<sse_stream::Sse, sse_stream::Error>>;
@@ -567,6 +569,22 @@ impl OAuthHttpClient {
                 Some(self.tokens.state.lock().await.access.clone())
             }
         }
+    }
+
+    /// Sends with the current access token; after a 401, once more with a refreshed one.
+    async fn with_token_retry<T, F, Fut>(&self, send: F) -> StreamResult<T>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = StreamResult<T>>,
+    {
+        let sent = self.token().await;
+        let first = send(sent.as_ref().map(|s| s.expose().to_owned())).await;
+        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
+        if !self.retry_after(refused, &sent).await {
+            return first;
+        }
+        let token = self.token().await;
+        send(token.as_ref().map(|s| s.expose().to_owned())).await
     }
 
     /// After a 401: true when a refreshed token is available for one retry.
@@ -596,7 +614,7 @@ impl StreamableHttpClient for OAuthHttpClient {
             session_id,
             None,
             custom_headers,
-            8 * 1024 * 1024,
+            MAX_SSE_EVENT_SIZE,
         )
         .await
     }
@@ -610,33 +628,17 @@ impl StreamableHttpClient for OAuthHttpClient {
         custom_headers: HttpHeaders,
         max: usize,
     ) -> StreamResult<StreamableHttpPostResponse> {
-        let sent = self.token().await;
-        let first = self
-            .inner
-            .post_message_with_max_sse_event_size(
+        self.with_token_retry(|token| {
+            self.inner.post_message_with_max_sse_event_size(
                 uri.clone(),
                 message.clone(),
                 session_id.clone(),
-                sent.as_ref().map(|s| s.expose().to_owned()),
+                token,
                 custom_headers.clone(),
                 max,
             )
-            .await;
-        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
-        if !self.retry_after(refused, &sent).await {
-            return first;
-        }
-        let token = self.token().await;
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                token.as_ref().map(|s| s.expose().to_owned()),
-                custom_headers,
-                max,
-            )
-            .await
+        })
+        .await
     }
 
     async fn delete_session(
@@ -671,7 +673,7 @@ impl StreamableHttpClient for OAuthHttpClient {
             last_event_id,
             None,
             custom_headers,
-            8 * 1024 * 1024,
+            MAX_SSE_EVENT_SIZE,
         )
         .await
     }
@@ -685,33 +687,17 @@ impl StreamableHttpClient for OAuthHttpClient {
         custom_headers: HttpHeaders,
         max: usize,
     ) -> StreamResult<SseEvents> {
-        let sent = self.token().await;
-        let first = self
-            .inner
-            .get_stream_with_max_sse_event_size(
+        self.with_token_retry(|token| {
+            self.inner.get_stream_with_max_sse_event_size(
                 uri.clone(),
                 session_id.clone(),
                 last_event_id.clone(),
-                sent.as_ref().map(|s| s.expose().to_owned()),
+                token,
                 custom_headers.clone(),
                 max,
             )
-            .await;
-        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
-        if !self.retry_after(refused, &sent).await {
-            return first;
-        }
-        let token = self.token().await;
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                token.as_ref().map(|s| s.expose().to_owned()),
-                custom_headers,
-                max,
-            )
-            .await
+        })
+        .await
     }
 }
 
