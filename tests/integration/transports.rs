@@ -920,12 +920,10 @@ def echo(text: str) -> str:
 server.run(transport="sse", host="127.0.0.1", port=int(os.environ["PORT"]))
 "#;
 
-/// The official Python SDK (`mcp` 2.x) serves legacy SSE with a relative `endpoint`
-/// (`/messages/?session_id=...`). Skipped, loudly, where the SDK is not installed.
-#[test]
-fn sse_client_speaks_to_the_python_sdk_server() {
+/// Fails, with how to install it, unless python3 can run `imports` from the `mcp` 2.x SDK.
+fn require_python_sdk(imports: &str) {
     let available = std::process::Command::new("python3")
-        .args(["-c", "import mcp.server.mcpserver"])
+        .args(["-c", imports])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -934,6 +932,13 @@ fn sse_client_speaks_to_the_python_sdk_server() {
         available,
         "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2,<3')"
     );
+}
+
+/// The official Python SDK (`mcp` 2.x) serves legacy SSE with a relative `endpoint`
+/// (`/messages/?session_id=...`). Skipped, loudly, where the SDK is not installed.
+#[test]
+fn sse_client_speaks_to_the_python_sdk_server() {
+    require_python_sdk("import mcp.server.mcpserver");
     mcp_harness::run(async {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/sse");
@@ -1106,19 +1111,7 @@ server.run(transport="streamable-http", host="127.0.0.1", port=PORT)
 /// a secret-based method. Skipped, loudly, where the SDK is not installed.
 #[test]
 fn oauth_against_the_python_sdk_authorization_server() {
-    let available = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import mcp.server.mcpserver, mcp.server.auth.provider",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        available,
-        "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2,<3')"
-    );
+    require_python_sdk("import mcp.server.mcpserver, mcp.server.auth.provider");
     mcp_harness::run(async {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/mcp");
