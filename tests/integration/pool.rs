@@ -285,8 +285,15 @@ async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds() 
 #[tokio::test]
 async fn server_killed_mid_call_fails_only_that_call_then_recovers() {
     let server = server().await;
-    let pool = SessionPool::builder().build();
     let req = AcquireRequest::http(server.url());
+    killed_mid_call_fails_only_that_call(&server, req).await;
+}
+
+/// Kills `server` under a call through the pool: only that call fails (typed), only that
+/// session is discarded, and calls after a restart succeed (no loop of failures).
+async fn killed_mid_call_fails_only_that_call(server: &Server, req: AcquireRequest) {
+    let pool = SessionPool::builder().build();
+
     assert_eq!(
         pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await,
         "warm"
@@ -1037,28 +1044,8 @@ async fn identities_are_isolated_and_session_ids_stripped_over_sse() {
 #[tokio::test]
 async fn sse_server_killed_mid_call_fails_only_that_call_then_recovers() {
     let server = sse_server().await;
-    let pool = SessionPool::builder().build();
     let req = AcquireRequest::url(server.url(), Transport::Sse);
-    assert_eq!(
-        pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await,
-        "warm"
-    );
-    let in_flight = {
-        let (pool, req) = (pool.clone(), req.clone());
-        tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
-    };
-    server.kill().await.unwrap();
-    let err = in_flight
-        .await
-        .unwrap()
-        .expect_err("the server died under the call");
-    assert!(matches!(err, Error::Closed { .. }), "typed: {err:?}");
-    server.restart().await.unwrap();
-    assert_eq!(
-        pooled_text(&pool, req, "echo", json!({"text": "after"})).await,
-        "after"
-    );
-    assert_eq!(pool.metrics().evictions, 1);
+    killed_mid_call_fails_only_that_call(&server, req).await;
 }
 
 #[tokio::test]
