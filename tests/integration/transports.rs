@@ -617,6 +617,7 @@ fn oauth_flow_cancelled_or_panicking_at_each_step_leaves_nothing_behind() {
                 let oauth = {
                     let reached = reached.clone();
                     let callback = callback.clone();
+                    let server = server.clone();
                     OAuth::new().observe(move |e| {
                         if let Some(a) = e.callback {
                             *callback.lock().unwrap() = Some(a);
@@ -625,6 +626,10 @@ fn oauth_flow_cancelled_or_panicking_at_each_step_leaves_nothing_behind() {
                             if panic {
                                 panic!("observer panics at {step}");
                             }
+                            // Every step starts with a request to the authorization server:
+                            // freezing it keeps the flow inside this step until the test
+                            // drops it, however the threads are scheduled.
+                            server.pause().expect("pause the authorization server");
                             reached.notify_one();
                         }
                     })
@@ -641,6 +646,7 @@ fn oauth_flow_cancelled_or_panicking_at_each_step_leaves_nothing_behind() {
                         r = flow => panic!("the flow ended before it could be cancelled at {step}: {r:?}"),
                     }
                     // The flow future is dropped here, mid-step.
+                    server.resume().expect("resume the authorization server");
                 }
                 let addrs: Vec<SocketAddr> = callback.lock().unwrap().iter().copied().collect();
                 if step != OAuthStep::Discovery {
