@@ -12,18 +12,18 @@
 //! ```no_run
 //! use mcp_harness::{Bundled, ServerSpec, Session, Target, Transport};
 //!
-//! #[test]
-//! fn echo_round_trip() {
-//!     mcp_harness::run(async {
-//!         let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
-//!         let alice = Session::builder(Target::Stdio(spec)).name("alice").connect().await?;
-//!         let out = alice.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
-//!         assert_eq!(mcp_harness::tool_text(&out), "hi");
-//!         Ok::<_, mcp_harness::Error>(())
-//!     })
-//!     .unwrap();
+//! #[mcp_harness::test]
+//! async fn echo_round_trip() -> mcp_harness::Result<()> {
+//!     let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
+//!     let alice = Session::builder(Target::Stdio(spec)).name("alice").connect().await?;
+//!     let out = alice.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
+//!     assert_eq!(mcp_harness::tool_text(&out), "hi");
+//!     Ok(())
 //! }
 //! ```
+//!
+//! `#[mcp_harness::test]` is [`run`] in attribute form; `run` itself works from any `#[test]`,
+//! thread or runtime.
 //!
 //! Servers are real processes ([`Server`], [`ServerSpec`]): spawned from a thread that lives as
 //! long as the process, in their own process group, with `PR_SET_PDEATHSIG`, their output in
@@ -56,6 +56,26 @@ pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
 pub use runtime::run;
+
+/// Runs an `async fn` test on the shared runtime: a plain `#[test] fn` whose body is
+/// [`run`]`(async move { ... })`, so what the test opens outlives it.
+///
+/// The function takes no arguments and may return a `Result`. With rstest, put `#[rstest]`
+/// first: it resolves the fixtures and leaves an argument-free `async fn` to this attribute.
+///
+/// ```no_run
+/// use mcp_harness::{Bundled, ServerSpec, Session, Target, Transport};
+///
+/// #[mcp_harness::test]
+/// async fn echo_round_trip() -> mcp_harness::Result<()> {
+///     let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
+///     let alice = Session::builder(Target::Stdio(spec)).name("alice").connect().await?;
+///     let out = alice.call_tool("echo", serde_json::json!({"text": "hi"})).await?;
+///     assert_eq!(mcp_harness::tool_text(&out), "hi");
+///     Ok(())
+/// }
+/// ```
+pub use mcp_harness_macros::test;
 pub use secret::Secret;
 pub use session::{Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text};
 

@@ -116,3 +116,39 @@ fn run_propagates_the_original_panic_message() {
         .unwrap_or_default();
     assert!(msg.contains("original message 7f3a"), "got {msg:?}");
 }
+
+// `#[mcp_harness::test]`: the attribute form of `run`.
+
+/// The body runs on the shared runtime's workers, not on a runtime of its own.
+#[mcp_harness::test]
+async fn the_test_attribute_runs_the_body_on_the_shared_runtime() {
+    assert_eq!(std::thread::current().name(), Some("mcp-harness"));
+    // And the shared session (maybe opened by another test, from another runtime) answers.
+    use_shared_session().await;
+}
+
+/// `?` works in the body as written, with the declared error type.
+#[mcp_harness::test]
+async fn the_test_attribute_accepts_a_result_and_question_marks() -> mcp_harness::Result<()> {
+    let s = shared_session();
+    let out = s.call_tool("echo", json!({"text": "through ?"})).await?;
+    assert_eq!(mcp_harness::tool_text(&out), "through ?");
+    Ok(())
+}
+
+/// A panic in the body fails the test with the original message.
+#[mcp_harness::test]
+#[should_panic(expected = "original message 91c2")]
+async fn the_test_attribute_keeps_the_original_panic_message() {
+    panic!("original message 91c2");
+}
+
+/// With rstest first, fixtures are resolved and handed to the async body.
+#[rstest::rstest]
+#[mcp_harness::test]
+async fn the_test_attribute_takes_rstest_fixtures(
+    #[from(mcp_harness_fixtures::alice)] alice: Session,
+) {
+    let who = crate::support::call_json(&alice, "whoami", json!({})).await;
+    assert_eq!(who["subject"], "alice");
+}
