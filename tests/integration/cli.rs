@@ -366,6 +366,55 @@ fn check_refused_credentials_is_auth() {
     run(&["check", &s.url, "-H", "Authorization: Bearer good-token"]).expect(OK);
 }
 
+#[test]
+fn check_with_oauth_runs_the_flow_headless_and_names_the_step_that_failed() {
+    let config = r#"{"user": "check-user", "clients": [{"client_id": "ci-client",
+        "client_secret": "ci-secret-5d1", "token_endpoint_auth_method": "client_secret_basic",
+        "redirect_uris": ["http://127.0.0.1/callback"]}]}"#;
+    let s = Serve::start(
+        &["fast-test", "--auth", "oauth"],
+        &[("MCP_HARNESS_OAUTH_CONFIG", config)],
+    );
+    let subject = |r: &Run| -> Value {
+        let j: Value = serde_json::from_str(&r.stdout).expect("--json prints JSON");
+        let who: Value = serde_json::from_str(j["call"]["text"].as_str().expect("whoami text"))
+            .expect("whoami answers JSON");
+        who["subject"].clone()
+    };
+    // No credentials: refused.
+    run(&["check", &s.url]).expect(AUTH);
+    // Dynamic registration.
+    let r = run(&["check", &s.url, "--oauth", "--call", "whoami", "--json"]).expect(OK);
+    assert_eq!(subject(&r), "check-user");
+    // A pre-registered confidential client, its secret from the environment.
+    let r = run_with(
+        cli()
+            .args(["check", &s.url, "--oauth-client-id", "ci-client"])
+            .args(["--call", "whoami", "--json"])
+            .env("MCP_HARNESS_OAUTH_CLIENT_SECRET", "ci-secret-5d1"),
+    )
+    .expect(OK);
+    assert_eq!(subject(&r), "check-user");
+    // A wrong secret fails at the token step, and the secret is not printed.
+    let r = run(&[
+        "check",
+        &s.url,
+        "--oauth-client-id",
+        "ci-client",
+        "--oauth-client-secret",
+        "wrong-secret-77",
+    ])
+    .expect(AUTH);
+    assert!(r.stderr.contains("token"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrong-secret-77"), "{}", r.stderr);
+    assert!(!r.stdout.contains("wrong-secret-77"), "{}", r.stdout);
+    // A client the server does not know fails at the authorization step.
+    let r = run(&["check", &s.url, "--oauth-client-id", "nobody"]).expect(AUTH);
+    assert!(r.stderr.contains("authorization"), "{}", r.stderr);
+    // --oauth and --token are one or the other.
+    run(&["check", &s.url, "--oauth", "--token", "t"]).expect(USAGE);
+}
+
 // ---------------------------------------------------------------------------------------------
 // soak
 

@@ -11,7 +11,7 @@ use super::{
     parse_json_args,
 };
 use crate::errors::Error;
-use crate::{ServerSpec, Session, Target, Transport};
+use crate::{OAuth, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
@@ -31,6 +31,27 @@ pub(super) struct CheckArgs {
     /// A bearer token (sent as `Authorization: Bearer T`).
     #[arg(long, env = "MCP_HARNESS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Authorize with OAuth 2.1 first, headless: discovery from the server's 401, dynamic
+    /// registration (or --oauth-client-id), authorization code + PKCE caught on a loopback
+    /// callback, token exchange. The authorization server must approve without a browser.
+    #[arg(long, conflicts_with = "token")]
+    oauth: bool,
+    /// A pre-registered OAuth client instead of dynamic registration (implies --oauth).
+    #[arg(long, value_name = "ID", conflicts_with = "token")]
+    oauth_client_id: Option<String>,
+    /// The pre-registered client's secret (then sent with client_secret_basic).
+    #[arg(
+        long,
+        env = "MCP_HARNESS_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "oauth_client_id",
+        value_name = "SECRET"
+    )]
+    oauth_client_secret: Option<String>,
+    /// The OAuth scope to ask for (default: the challenge's, else the server's
+    /// scopes_supported). Implies --oauth.
+    #[arg(long, value_name = "SCOPE", conflicts_with = "token")]
+    oauth_scope: Option<String>,
     /// Call this tool after listing.
     #[arg(long, value_name = "TOOL")]
     call: Option<String>,
@@ -80,10 +101,13 @@ pub(super) fn run(args: CheckArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let report = crate::run(check(target, args.headers.clone(), args.token.clone(), {
-        let call = args.call.clone().map(|tool| (tool, args.args.clone()));
-        (call, args.timeout)
-    }));
+    let credentials = Credentials {
+        headers: args.headers.clone(),
+        token: args.token.clone(),
+        oauth: oauth(&args),
+    };
+    let call = args.call.clone().map(|tool| (tool, args.args.clone()));
+    let report = crate::run(check(target, credentials, (call, args.timeout)));
     if args.json {
         super::emit(&format!(
             "{}\n",
@@ -138,14 +162,40 @@ fn target(args: &CheckArgs) -> Result<Target, String> {
     }
 }
 
-type Call = (Option<(String, Option<Value>)>, Duration);
+/// The OAuth settings asked for on the command line, if any.
+fn oauth(args: &CheckArgs) -> Option<OAuth> {
+    if !(args.oauth || args.oauth_client_id.is_some() || args.oauth_scope.is_some()) {
+        return None;
+    }
+    let mut oauth = OAuth::new()
+        .client_name("mcp-harness check")
+        .step_timeout(args.timeout);
+    if let Some(id) = &args.oauth_client_id {
+        let (secret, method) = match &args.oauth_client_secret {
+            Some(s) => (
+                Some(Secret::new(s.clone())),
+                TokenEndpointAuth::ClientSecretBasic,
+            ),
+            None => (None, TokenEndpointAuth::None),
+        };
+        oauth = oauth.pre_registered(id.clone(), secret, method);
+    }
+    if let Some(scope) = &args.oauth_scope {
+        oauth = oauth.scope(scope.clone());
+    }
+    Some(oauth)
+}
 
-async fn check(
-    target: Target,
+/// What the check authenticates with.
+struct Credentials {
     headers: Vec<(String, String)>,
     token: Option<String>,
-    (call, timeout): Call,
-) -> Report {
+    oauth: Option<OAuth>,
+}
+
+type Call = (Option<(String, Option<Value>)>, Duration);
+
+async fn check(target: Target, credentials: Credentials, (call, timeout): Call) -> Report {
     let mut report = Report {
         target: match &target {
             Target::Stdio(spec) => spec.command_line(),
@@ -161,10 +211,13 @@ async fn check(
         .backoff(Duration::from_millis(100), Duration::from_millis(500))
         .init_timeout(timeout)
         .request_timeout(timeout);
-    if let Some(t) = token {
+    if let Some(t) = credentials.token {
         builder = builder.bearer_token(t);
     }
-    for (k, v) in headers {
+    if let Some(o) = credentials.oauth {
+        builder = builder.oauth(o);
+    }
+    for (k, v) in credentials.headers {
         builder = builder.header(k, v);
     }
     let started = Instant::now();

@@ -82,7 +82,7 @@ enum Command {
     /// The target is a url (streamable HTTP, or legacy SSE with --transport sse) or, after `--`,
     /// a command that speaks MCP on stdin/stdout.
     #[command(
-        after_help = "Examples:\n  mcp-harness check http://127.0.0.1:4000/mcp\n  mcp-harness check http://127.0.0.1:4000/sse --transport sse --token s3cret\n  mcp-harness check --call echo --args '{\"text\":\"hi\"}' -- npx -y @modelcontextprotocol/server-everything\n  mcp-harness check --json -- python3 server.py\n\nExit codes: 0 ok, 2 bad usage, 3 unreachable, 4 credentials refused, 5 protocol error,\n6 the tool call returned isError."
+        after_help = "Examples:\n  mcp-harness check http://127.0.0.1:4000/mcp\n  mcp-harness check http://127.0.0.1:4000/sse --transport sse --token s3cret\n  mcp-harness check http://127.0.0.1:4000/mcp --oauth --call whoami\n  mcp-harness check --call echo --args '{\"text\":\"hi\"}' -- npx -y @modelcontextprotocol/server-everything\n  mcp-harness check --json -- python3 server.py\n\nExit codes: 0 ok, 2 bad usage, 3 unreachable, 4 credentials refused, 5 protocol error,\n6 the tool call returned isError."
     )]
     Check(check::CheckArgs),
     /// Drive many concurrent clients calling a tool through the session pool against a real
