@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mcp_harness::{Bundled, BundledServer, Server, ServerSpec, Session, Target, Transport};
+use mcp_harness::{
+    AddressSource, Bundled, BundledServer, Readiness, Server, ServerSpec, Session, Target,
+    Transport,
+};
 
 use crate::support::{eventually_blocking, pid_alive};
 
@@ -45,6 +48,7 @@ fn scenario_process() {
             // Returning ends the test; libtest exits and the exit hook closes the sessions.
         }
         "exit-normal" | "exit-panic" | "sigkill" => {
+            let grandchild = dir.join("grandchild");
             let pids = mcp_harness::run(async move {
                 let server = Server::start(ServerSpec::bundled(
                     Bundled::FastTest,
@@ -59,8 +63,33 @@ fn scenario_process() {
                 )))
                 .await
                 .unwrap();
-                let pids = vec![server.pid(), stdio.server_pid().unwrap()];
-                std::mem::forget((server, http, stdio));
+                // A server started through a wrapper: the process that matters is a
+                // grandchild of the test process, out of PDEATHSIG's reach.
+                let script = format!(
+                    "sleep 600 & echo $! > '{}'; echo 'MCP_HARNESS_READY {{\"url\":\"http://127.0.0.1:9/mcp\"}}'; wait",
+                    grandchild.display()
+                );
+                let wrapper = Server::start(
+                    ServerSpec::new("wrapper", "sh")
+                        .args(["-c", &script])
+                        .transport(Transport::StreamableHttp)
+                        .address(AddressSource::ReadyLine)
+                        .readiness(Readiness::AddressKnown),
+                )
+                .await
+                .unwrap();
+                let grandchild: u32 = std::fs::read_to_string(&grandchild)
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                let pids = vec![
+                    server.pid(),
+                    stdio.server_pid().unwrap(),
+                    wrapper.pid(),
+                    grandchild,
+                ];
+                std::mem::forget((server, http, stdio, wrapper));
                 pids
             });
             let list: Vec<String> = pids.iter().map(u32::to_string).collect();
@@ -157,7 +186,7 @@ fn assert_no_server_survives(mode: &str) {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
-    assert_eq!(pids.len(), 2);
+    assert_eq!(pids.len(), 4);
     assert!(
         pids.iter().all(|p| pid_alive(*p)),
         "servers run while the test process lives"
@@ -194,4 +223,61 @@ fn no_server_survives_a_panicking_test_process() {
 #[test]
 fn no_server_survives_sigkill_of_the_test_process() {
     assert_no_server_survives("sigkill");
+}
+
+/// What a server started in its process group goes with it: when the server is killed, and
+/// when it exits by itself (a wrapper that returns early leaves no orphan running).
+#[test]
+fn processes_a_server_started_are_killed_with_it() {
+    mcp_harness::run(async {
+        let dir = scenario_dir("wrapper-exit");
+        for exits_by_itself in [false, true] {
+            let pidfile = dir.join(format!("grandchild-{exits_by_itself}"));
+            // The wrapper exits when a line arrives on this FIFO (or waits for its child).
+            let fifo = dir.join(format!("exit-{exits_by_itself}"));
+            let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: plain syscall with a valid C string.
+            assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+            let script = format!(
+                "sleep 600 & echo $! > '{}'; echo 'MCP_HARNESS_READY {{\"url\":\"http://127.0.0.1:9/mcp\"}}'; {}",
+                pidfile.display(),
+                if exits_by_itself {
+                    format!("read line < '{}'", fifo.display())
+                } else {
+                    "wait".to_owned()
+                }
+            );
+            let server = Server::start(
+                ServerSpec::new("wrapper", "sh")
+                    .args(["-c", &script])
+                    .transport(Transport::StreamableHttp)
+                    .address(AddressSource::ReadyLine)
+                    .readiness(Readiness::AddressKnown),
+            )
+            .await
+            .unwrap();
+            let grandchild: u32 = std::fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            assert!(pid_alive(grandchild));
+            if exits_by_itself {
+                // The wrapper exits; its child would stay, reparented, without the harness.
+                tokio::task::spawn_blocking(move || std::fs::write(fifo, "exit\n"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            } else {
+                server.kill().await.unwrap();
+            }
+            crate::support::eventually(
+                "the server's own child to be gone",
+                Duration::from_secs(10),
+                || async { (!pid_alive(grandchild)).then_some(()) },
+            )
+            .await;
+            assert!(!server.is_running());
+        }
+    });
 }
