@@ -278,7 +278,10 @@ impl SessionBuilder {
             seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
         });
         register(&inner);
-        Ok(Session { inner })
+        Ok(Session {
+            inner,
+            request_timeout: None,
+        })
     }
 }
 
@@ -338,6 +341,8 @@ async fn connect_with_retries(cfg: &Arc<SessionBuilder>) -> Result<Arc<Connectio
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<SessionInner>,
+    /// This handle's request timeout, when it differs from the builder's.
+    request_timeout: Option<Duration>,
 }
 
 struct SessionInner {
@@ -377,6 +382,33 @@ impl Session {
     /// The session's name.
     pub fn name(&self) -> &str {
         &self.inner.cfg.name
+    }
+
+    /// Another handle to the same session whose requests time out after `d` instead of the
+    /// builder's [`request_timeout`](SessionBuilder::request_timeout). The session itself and
+    /// its other handles are unchanged: one test can call a slow tool with a short bound and
+    /// keep the default elsewhere.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// # use std::time::Duration;
+    /// # let session: mcp_harness::Session = unimplemented!();
+    /// let impatient = session.with_request_timeout(Duration::from_millis(200));
+    /// let err = impatient.call_tool("sleep", serde_json::json!({"ms": 5000})).await.unwrap_err();
+    /// assert!(matches!(err, mcp_harness::Error::Timeout { .. }));
+    /// session.ping().await?; // the original handle keeps its own timeout
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn with_request_timeout(&self, d: Duration) -> Session {
+        Session {
+            inner: self.inner.clone(),
+            request_timeout: Some(d),
+        }
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.request_timeout
+            .unwrap_or(self.inner.cfg.request_timeout)
     }
 
     /// The transport in use.
@@ -635,7 +667,7 @@ impl Session {
         ));
         peer.send_notification(n)
             .await
-            .map_err(|e| conn.map_error(self.name(), method, e, self.inner.cfg.request_timeout))
+            .map_err(|e| conn.map_error(self.name(), method, e, self.request_timeout()))
     }
 
     fn unexpected(&self, method: &str, got: &ServerResult) -> Error {
@@ -652,7 +684,7 @@ impl Session {
         let conn = self.conn();
         let name = self.name();
         let peer = conn.peer(name, method)?;
-        let timeout = self.inner.cfg.request_timeout;
+        let timeout = self.request_timeout();
         let handle = peer
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await

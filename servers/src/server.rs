@@ -62,6 +62,8 @@ struct Stats {
     by_client: Mutex<HashMap<String, u64>>,
     cancellations: AtomicU64,
     active_sessions: AtomicI64,
+    /// `sleep` calls running now (tests wait on it to kill a server under a call).
+    sleeping: AtomicI64,
 }
 
 /// What every handler of one running server shares.
@@ -396,7 +398,7 @@ struct ConvertArgs {
 impl Handler {
     /// Server-side statistics, as JSON: initializations (process-wide count of
     /// `initialize` requests), initializations_by_client, cancellations,
-    /// active_sessions, pid.
+    /// active_sessions, sleeping (sleep calls running now), pid.
     #[tool]
     fn stats(&self) -> CallToolResult {
         let stats = &self.shared().stats;
@@ -412,6 +414,7 @@ impl Handler {
             "initializations_by_client": by_client,
             "cancellations": stats.cancellations.load(Ordering::Relaxed),
             "active_sessions": stats.active_sessions.load(Ordering::Relaxed).max(0),
+            "sleeping": stats.sleeping.load(Ordering::Relaxed).max(0),
             "pid": std::process::id(),
         });
         text(body.to_string())
@@ -517,6 +520,16 @@ impl Handler {
         Parameters(SleepArgs { ms }): Parameters<SleepArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
+        /// Counts this call in `stats.sleeping` while it runs, however it ends.
+        struct Sleeping<'a>(&'a AtomicI64);
+        impl Drop for Sleeping<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let counter = &self.shared().stats.sleeping;
+        counter.fetch_add(1, Ordering::Relaxed);
+        let _sleeping = Sleeping(counter);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(ms)) => text(format!("slept {ms} ms")),
             _ = ctx.ct.cancelled() => {

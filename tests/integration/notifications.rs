@@ -83,13 +83,13 @@ async fn a_burst_inside_the_window_gives_one_refresh_with_merged_flags() {
         .build();
     let req = AcquireRequest::http(server.url()).gateway("gw-burst");
     let session = pool.acquire(req).await.unwrap();
-    // 19 resources and one prompts notification: the refresh re-lists all three.
-    for i in 0..20 {
+    // 19 resources and one prompts notification, sent at once: the refresh re-lists all three.
+    let burst = (0..20).map(|i| {
         let kind = if i == 7 { "prompts" } else { "resources" };
-        session
-            .call_tool("notify", json!({"kind": kind}))
-            .await
-            .unwrap();
+        session.call_tool("notify", json!({"kind": kind}))
+    });
+    for r in futures::future::join_all(burst).await {
+        r.unwrap();
     }
     let m = settled(&pool, 1).await;
     assert_eq!(m.notifications_received, 20);

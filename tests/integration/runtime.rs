@@ -37,11 +37,15 @@ static USES: AtomicUsize = AtomicUsize::new(0);
 /// Each of the three tests below uses the shared session from its own runtime; under
 /// `cargo test` (one process) the session is opened by the first and used by the two later ones.
 async fn use_shared_session() {
+    // Under `cargo test` these tests run at once: reading the counter and counting the use
+    // happen together, or a later reader could count first.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let s = shared_session();
     assert_eq!(
         call_text(&s, "echo", json!({"text": "still here"})).await,
         "still here"
     );
+    let _turn = ONE_AT_A_TIME.lock().await;
     let count: u64 = call_text(&s, "counter", json!({})).await.parse().unwrap();
     let uses = USES.fetch_add(1, Ordering::SeqCst) + 1;
     // The server-side counter proves every use hit the same upstream session.

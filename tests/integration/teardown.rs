@@ -37,6 +37,8 @@ fn scenario_process() {
                         .spec();
                     let s = Session::builder(Target::Stdio(spec))
                         .name(name)
+                        // Room to record `session_closed` on a loaded machine before SIGTERM.
+                        .stdio_exit_grace(Duration::from_secs(5))
                         .connect()
                         .await
                         .unwrap();
