@@ -34,6 +34,20 @@ if ! command -v mcp-server-everything >/dev/null 2>&1; then
   npm install --global --silent --no-fund --no-audit @modelcontextprotocol/server-everything@2026.8.31
 fi
 
+# The official MCP conformance suite judges the OAuth client (tests/integration/conformance.rs).
+# It needs Node 22, which npm ships as the `node` package: both go into a prefix of their own,
+# leaving the system's node alone.
+conformance_version=0.1.16
+conformance_dir="${MCP_HARNESS_CONFORMANCE_DIR:-$HOME/.cache/mcp-harness/conformance}"
+if ! grep -qs "\"version\": \"$conformance_version\"" \
+    "$conformance_dir/node_modules/@modelcontextprotocol/conformance/package.json" \
+  || [ ! -x "$conformance_dir/node_modules/.bin/node" ]; then
+  echo "setup: installing @modelcontextprotocol/conformance@$conformance_version and Node 22 into $conformance_dir" >&2
+  mkdir -p "$conformance_dir"
+  npm install --prefix "$conformance_dir" --silent --no-fund --no-audit \
+    node@22 "@modelcontextprotocol/conformance@$conformance_version"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest

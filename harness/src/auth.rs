@@ -219,6 +219,20 @@ struct TokenState {
     expires_at: Option<Instant>,
     scope: Option<String>,
     refreshes: u64,
+    /// Re-authorizations for a wider scope after a 403 `insufficient_scope` (step-up).
+    step_ups: u32,
+}
+
+/// At most this many step-up authorizations per set of tokens: a server that keeps asking
+/// for more scope gets its 403, not an endless loop of authorizations.
+const MAX_STEP_UPS: u32 = 2;
+
+/// What a step-up authorization needs from the first flow.
+struct Reauthorize {
+    discovery: Discovery,
+    oauth: OAuth,
+    /// The scope the first authorization asked for.
+    requested: Option<String>,
 }
 
 struct ClientCredentials {
@@ -236,6 +250,7 @@ pub struct OAuthTokens {
     resource: String,
     redirect_uri: String,
     refresh_skew: Duration,
+    reauthorize: Reauthorize,
 }
 
 impl fmt::Debug for OAuthTokens {
@@ -306,6 +321,72 @@ impl OAuthTokens {
         }
     }
 
+    /// After a 403 `insufficient_scope` for `rejected`: authorizes again, headless, for the
+    /// granted scope plus `required` (step-up authorization, MCP 2025-11-25), unless another
+    /// caller already did. True when a token with more scope is now available; false when
+    /// there is nothing new to ask for, the step-up budget is spent, or the flow failed.
+    pub(crate) async fn step_up_after_rejection(
+        &self,
+        rejected: &Secret,
+        required: Option<&str>,
+    ) -> bool {
+        let mut state = self.state.lock().await;
+        if state.access != *rejected {
+            return true;
+        }
+        let current = state
+            .scope
+            .clone()
+            .or_else(|| self.reauthorize.requested.clone());
+        let wanted = union_of_scopes(current.as_deref(), required);
+        if state.step_ups >= MAX_STEP_UPS || wanted.is_none() || wanted == current {
+            return false;
+        }
+        let r = &self.reauthorize;
+        let port = reqwest::Url::parse(&self.redirect_uri)
+            .ok()
+            .and_then(|u| u.port())
+            .unwrap_or(0);
+        let callback = match CallbackServer::start(port).await {
+            Ok(c) => c,
+            // The first flow's port is taken: any port (loopback redirects may vary).
+            Err(_) => match CallbackServer::start(0).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no callback server for the step-up");
+                    return false;
+                }
+            },
+        };
+        tracing::debug!(
+            scope = wanted.as_deref().unwrap_or(""),
+            "OAuth step-up: authorizing again for more scope"
+        );
+        match authorization_code_grant(
+            &r.discovery,
+            &self.client,
+            callback,
+            wanted.as_deref(),
+            &r.oauth,
+        )
+        .await
+        .and_then(|body| {
+            apply_token_response(&mut state, body, &self.token_endpoint, OAuthStep::Token)
+        }) {
+            Ok(()) => {
+                state.step_ups += 1;
+                if state.scope.is_none() {
+                    state.scope = wanted;
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the step-up authorization failed");
+                false
+            }
+        }
+    }
+
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<()> {
         let Some(refresh) = state.refresh.clone() else {
             return Err(oauth_error(
@@ -332,6 +413,17 @@ impl OAuthTokens {
         tracing::debug!("access token refreshed");
         Ok(())
     }
+}
+
+/// The space-separated union of two scopes, in order, without repeats (`None` when empty).
+fn union_of_scopes(a: Option<&str>, b: Option<&str>) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in a.into_iter().chain(b).flat_map(str::split_whitespace) {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    (!out.is_empty()).then(|| out.join(" "))
 }
 
 fn apply_token_response(
@@ -560,6 +652,14 @@ type StreamResult<T> = std::result::Result<T, StreamableHttpError<reqwest::Error
 type SseEvents =
     futures::stream::BoxStream<'static, std::result::Result<sse_stream::Sse, sse_stream::Error>>;
 
+/// Why the server refused a request's token.
+enum Refusal {
+    /// 401: the token is missing, expired or revoked.
+    Unauthorized,
+    /// 403 `insufficient_scope`, with the scope the challenge asked for.
+    InsufficientScope(Option<String>),
+}
+
 impl OAuthHttpClient {
     async fn token(&self) -> Option<Secret> {
         match self.tokens.access_token().await {
@@ -571,7 +671,8 @@ impl OAuthHttpClient {
         }
     }
 
-    /// Sends with the current access token; after a 401, once more with a refreshed one.
+    /// Sends with the current access token; after a 401, once more with a refreshed one;
+    /// after a 403 `insufficient_scope`, once more after a step-up authorization.
     async fn with_token_retry<T, F, Fut>(&self, send: F) -> StreamResult<T>
     where
         F: Fn(Option<String>) -> Fut,
@@ -579,21 +680,34 @@ impl OAuthHttpClient {
     {
         let sent = self.token().await;
         let first = send(sent.as_ref().map(|s| s.expose().to_owned())).await;
-        let refused = matches!(first, Err(StreamableHttpError::AuthRequired(_)));
-        if !self.retry_after(refused, &sent).await {
+        let refusal = match &first {
+            Err(StreamableHttpError::AuthRequired(_)) => Some(Refusal::Unauthorized),
+            Err(StreamableHttpError::InsufficientScope(e)) => {
+                Some(Refusal::InsufficientScope(e.required_scope.clone()))
+            }
+            _ => None,
+        };
+        if !self.retry_after(refusal, &sent).await {
             return first;
         }
         let token = self.token().await;
         send(token.as_ref().map(|s| s.expose().to_owned())).await
     }
 
-    /// After a 401: true when a refreshed token is available for one retry.
-    async fn retry_after(&self, refused: bool, sent: &Option<Secret>) -> bool {
-        refused
-            && match sent {
-                Some(s) => self.tokens.refresh_after_rejection(s).await,
-                None => false,
+    /// After a refusal: true when a new token (refreshed after a 401, or with more scope
+    /// after a 403 `insufficient_scope`) is available for one retry.
+    async fn retry_after(&self, refusal: Option<Refusal>, sent: &Option<Secret>) -> bool {
+        match (refusal, sent) {
+            (Some(Refusal::Unauthorized), Some(sent)) => {
+                self.tokens.refresh_after_rejection(sent).await
             }
+            (Some(Refusal::InsufficientScope(required)), Some(sent)) => {
+                self.tokens
+                    .step_up_after_rejection(sent, required.as_deref())
+                    .await
+            }
+            _ => false,
+        }
     }
 }
 
@@ -786,6 +900,7 @@ fn describe_oauth_error(status: reqwest::StatusCode, body: &Value) -> String {
     }
 }
 
+#[derive(Clone)]
 struct Discovery {
     resource: String,
     issuer: String,
@@ -1192,6 +1307,43 @@ pub(crate) async fn authorize_with_headers(
     let redirect_uri = callback.redirect_uri();
     oauth.emit(OAuthStep::Registration, Some(callback.addr));
     let client = register(&d, &redirect_uri, scope.as_deref(), oauth).await?;
+    let body = authorization_code_grant(&d, &client, callback, scope.as_deref(), oauth).await?;
+    let mut state = TokenState {
+        access: Secret::new(""),
+        refresh: None,
+        expires_at: None,
+        scope: None,
+        refreshes: 0,
+        step_ups: 0,
+    };
+    apply_token_response(&mut state, body, &d.token_endpoint, OAuthStep::Token)?;
+    tracing::debug!(client_id = %client.id, "OAuth authorization complete");
+    Ok(OAuthTokens {
+        state: tokio::sync::Mutex::new(state),
+        client,
+        token_endpoint: d.token_endpoint.clone(),
+        resource: d.resource.clone(),
+        redirect_uri,
+        refresh_skew: oauth.refresh_skew,
+        reauthorize: Reauthorize {
+            discovery: d,
+            oauth: oauth.clone(),
+            requested: scope,
+        },
+    })
+}
+
+/// The authorization code grant with PKCE: the authorization request fetched headless, the
+/// code caught on `callback` (stopped before this returns), the token exchange. Returns the
+/// token response.
+async fn authorization_code_grant(
+    d: &Discovery,
+    client: &ClientCredentials,
+    callback: CallbackServer,
+    scope: Option<&str>,
+    oauth: &OAuth,
+) -> Result<Value> {
+    let redirect_uri = callback.redirect_uri();
     oauth.emit(OAuthStep::Authorization, Some(callback.addr));
     let verifier = random_url_safe(32);
     let challenge =
@@ -1213,44 +1365,27 @@ pub(crate) async fn authorize_with_headers(
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", &state)
             .append_pair("resource", &d.resource);
-        if let Some(s) = &scope {
+        if let Some(s) = scope {
             q.append_pair("scope", s);
         }
     }
-    let code = callback.run(url, &d, &state, oauth).await?;
+    let code = callback.run(url, d, &state, oauth).await?;
     oauth.emit(OAuthStep::Token, None);
     let mut form = vec![
         ("grant_type", "authorization_code".to_owned()),
         ("code", code.expose().to_owned()),
-        ("redirect_uri", redirect_uri.clone()),
+        ("redirect_uri", redirect_uri),
         ("code_verifier", verifier),
         ("resource", d.resource.clone()),
     ];
-    let body = token_request(
+    token_request(
         &d.token_endpoint,
-        &client,
+        client,
         &mut form,
         OAuthStep::Token,
         oauth.step_timeout,
     )
-    .await?;
-    let mut state = TokenState {
-        access: Secret::new(""),
-        refresh: None,
-        expires_at: None,
-        scope: None,
-        refreshes: 0,
-    };
-    apply_token_response(&mut state, body, &d.token_endpoint, OAuthStep::Token)?;
-    tracing::debug!(client_id = %client.id, "OAuth authorization complete");
-    Ok(OAuthTokens {
-        state: tokio::sync::Mutex::new(state),
-        client,
-        token_endpoint: d.token_endpoint,
-        resource: d.resource,
-        redirect_uri,
-        refresh_skew: oauth.refresh_skew,
-    })
+    .await
 }
 
 /// Runs a headless OAuth 2.1 authorization for the MCP endpoint at `resource_url`

@@ -7,6 +7,7 @@ mod affinity;
 mod cancellation;
 mod cli;
 mod config;
+mod conformance;
 mod faults;
 mod identity;
 mod notifications;

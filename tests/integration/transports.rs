@@ -411,6 +411,77 @@ fn oauth_scope_falls_back_to_scopes_supported_without_a_challenge_scope() {
     });
 }
 
+/// Counts the authorization requests an OAuth flow makes (the first one and any step-ups).
+fn counting_authorizations(oauth: OAuth) -> (OAuth, Arc<std::sync::atomic::AtomicUsize>) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let oauth = oauth.observe(move |e| {
+        if e.step == OAuthStep::Authorization {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (oauth, count)
+}
+
+/// MCP 2025-11-25 step-up authorization: a token without the scope the endpoint needs gets a
+/// 403 `insufficient_scope`; the client authorizes again, headless, for the granted scope plus
+/// the challenge's, and the request goes through on the same session.
+#[test]
+fn oauth_step_up_authorizes_again_for_the_scope_a_403_asks_for() {
+    mcp_harness::run(async {
+        // The endpoint needs mcp:tools; the client asks for mcp:admin only.
+        let server = start(
+            Transport::StreamableHttp,
+            BundledAuth::OAuth(Box::new(oauth_config())),
+        )
+        .await;
+        let (oauth, authorizations) = counting_authorizations(OAuth::new().scope("mcp:admin"));
+        let s = Session::builder(&server)
+            .name("step-up")
+            .oauth(oauth)
+            .connect()
+            .await
+            .expect("the step-up lets the session in");
+        assert_eq!(
+            call_json(&s, "whoami", json!({})).await["subject"],
+            "olivia"
+        );
+        assert_eq!(
+            authorizations.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "one authorization, then one step-up"
+        );
+        s.shutdown().await.unwrap();
+    });
+}
+
+/// A scope the authorization server will not grant: the step-up fails and the caller gets the
+/// server's refusal as a typed error, after a bounded number of authorizations.
+#[test]
+fn oauth_step_up_that_cannot_get_the_scope_ends_in_a_typed_refusal() {
+    mcp_harness::run(async {
+        let mut config = oauth_config();
+        config.required_scopes = vec!["mcp:tools".into(), "mcp:never-granted".into()];
+        let server = start(
+            Transport::StreamableHttp,
+            BundledAuth::OAuth(Box::new(config)),
+        )
+        .await;
+        let (oauth, authorizations) = counting_authorizations(OAuth::new().scope("mcp:tools"));
+        let err = Session::builder(&server)
+            .name("step-up-refused")
+            .oauth(oauth)
+            .connect_attempts(1)
+            .connect()
+            .await
+            .expect_err("the scope is never granted");
+        assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+        assert!(err.to_string().contains("insufficient_scope"), "{err}");
+        let n = authorizations.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&n), "{n} authorizations");
+    });
+}
+
 async fn expire_all_tokens(server: &Server) {
     let url = format!("{}/oauth/test/expire-tokens", base_of(server));
     let r = reqwest::Client::new().post(&url).send().await.unwrap();
