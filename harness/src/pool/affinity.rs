@@ -179,7 +179,16 @@ pub(crate) struct Affinity {
     degraded: AtomicBool,
     /// While the store is down, calls run locally at once instead of waiting on it each time.
     store_down_until: Mutex<Option<Instant>>,
-    inbox_ready: watch::Sender<bool>,
+    ready: watch::Sender<WorkerReadiness>,
+}
+
+/// What a worker has up, for [`SessionPool::worker_ready`].
+#[derive(Clone, Copy, Default)]
+struct WorkerReadiness {
+    /// Its inbox subscription is up: it hears forwarded requests.
+    inbox: bool,
+    /// Its last heartbeat reached the store: other workers see it alive.
+    heartbeat: bool,
 }
 
 impl Affinity {
@@ -194,7 +203,7 @@ impl Affinity {
             counters: AffinityCounters::default(),
             degraded: AtomicBool::new(false),
             store_down_until: Mutex::new(None),
-            inbox_ready: watch::channel(false).0,
+            ready: watch::channel(WorkerReadiness::default()).0,
         })
     }
 
@@ -565,10 +574,15 @@ impl SessionPool {
         .await
     }
 
-    /// Waits until this worker listens for forwarded requests (its inbox subscription is up).
+    /// Waits, at most `within`, until this worker takes part in ownership: it listens for
+    /// forwarded requests (its inbox subscription is up) and its heartbeat is in the store (so
+    /// other workers see it alive and forward to it rather than take its sessions over). False
+    /// if that did not happen in time (or this pool is not a worker).
     pub async fn worker_ready(&self, within: Duration) -> bool {
-        let mut rx = self.inner.affinity.inbox_ready.subscribe();
-        runtime::timeout(within, rx.wait_for(|r| *r)).await.is_ok()
+        let mut rx = self.inner.affinity.ready.subscribe();
+        runtime::timeout(within, rx.wait_for(|r| r.inbox && r.heartbeat))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Whether another worker is recorded as the owner of `session` (for tests and tools).
@@ -598,6 +612,8 @@ pub(crate) fn start_worker(pool: Weak<PoolInner>) {
             match hb.store.heartbeat(&hb.id, hb.heartbeat_interval * 3).await {
                 Ok(()) => {
                     aff.recovered();
+                    aff.ready
+                        .send_if_modified(|r| !std::mem::replace(&mut r.heartbeat, true));
                     let owned: Vec<String> = aff
                         .owned
                         .lock()
@@ -618,7 +634,11 @@ pub(crate) fn start_worker(pool: Weak<PoolInner>) {
                         }
                     }
                 }
-                Err(e) => aff.degrade("the heartbeat", &e),
+                Err(e) => {
+                    aff.ready
+                        .send_if_modified(|r| std::mem::replace(&mut r.heartbeat, false));
+                    aff.degrade("the heartbeat", &e);
+                }
             }
             runtime::sleep(hb.heartbeat_interval).await;
         }
@@ -635,12 +655,12 @@ pub(crate) fn start_worker(pool: Weak<PoolInner>) {
             match w.store.subscribe(&w.id).await {
                 Ok(mut inbox) => {
                     backoff = Duration::from_millis(50);
-                    aff.inbox_ready.send_replace(true);
+                    aff.ready.send_modify(|r| r.inbox = true);
                     while let Some(raw) = inbox.next().await {
                         let Some(p) = pool.upgrade() else { return };
                         handle_message(SessionPool { inner: p }, &w, raw);
                     }
-                    aff.inbox_ready.send_replace(false);
+                    aff.ready.send_modify(|r| r.inbox = false);
                     aff.degrade(
                         "listening for forwarded requests",
                         &"the subscription ended",
