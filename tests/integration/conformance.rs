@@ -1,9 +1,11 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`) judges the OAuth
-//! client. Each client scenario stands up its own authorization server and MCP server (spec
+//! client and the bundled server. Each client scenario stands up its own authorization server and MCP server (spec
 //! conformant, and varied on purpose: metadata locations, scope sources, token endpoint auth
 //! methods, pre-registered clients), runs `mcp-harness check --oauth <url>` against them, and
 //! records a check for every request the client made. A scenario passes when no check failed
-//! or warned and the client exited 0.
+//! or warned and the client exited 0. The server scenarios that need no tool of the suite's
+//! own (initialize, ping, logging, listing, completion, DNS rebinding protection) run against
+//! a bundled `fast-test` over streamable HTTP.
 //!
 //! `scripts/setup.sh` installs the suite and the Node 22 it needs under
 //! `$MCP_HARNESS_CONFORMANCE_DIR` (default `~/.cache/mcp-harness/conformance`).
@@ -48,22 +50,24 @@ fn suite() -> (PathBuf, PathBuf) {
     (node, entry)
 }
 
-/// Runs one client scenario against `mcp-harness check --oauth <extra>` and returns the
-/// suite's checks, after asserting that the run itself passed.
-fn run_scenario(scenario: &str, extra: &str) -> Vec<Value> {
+/// Runs one client scenario against `mcp-harness check --oauth <extra>`.
+fn run_client_scenario(scenario: &str, extra: &str) -> Vec<Value> {
+    let command = format!("{CLI} check --oauth {extra}");
+    run_suite(
+        scenario,
+        &["client", "--command", command.trim(), "--timeout", "60000"],
+    )
+}
+
+/// Runs the suite (`client ...` or `server ...` arguments) for `scenario` and returns its
+/// checks, after asserting that none failed or warned and that the run itself passed.
+fn run_suite(scenario: &str, args: &[&str]) -> Vec<Value> {
     let (node, entry) = suite();
     let out = tempdir(scenario);
-    let command = format!("{CLI} check --oauth {extra}");
     let run = Command::new(node)
         .arg(entry)
-        .args([
-            "client",
-            "--command",
-            command.trim(),
-            "--scenario",
-            scenario,
-        ])
-        .args(["--timeout", "60000", "-o"])
+        .args(args)
+        .args(["--scenario", scenario, "-o"])
         .arg(&out)
         .output()
         .expect("the conformance suite runs");
@@ -156,9 +160,36 @@ fn the_oauth_client_passes_the_official_conformance_scenario(
     #[case] extra: &str,
     #[case] proof: &str,
 ) {
-    let checks = run_scenario(scenario, extra);
+    let checks = run_client_scenario(scenario, extra);
     assert!(
         has_success(&checks, proof),
         "{scenario}: no successful `{proof}` check: {checks:#?}"
+    );
+}
+
+/// The suite's server scenarios that fit any server (the others call tools, resources and
+/// prompts with the suite's own names, which `fast-test` does not have).
+#[rstest]
+#[case::initialize("server-initialize")]
+#[case::ping("ping")]
+#[case::logging_set_level("logging-set-level")]
+#[case::tools_list("tools-list")]
+#[case::resources_list("resources-list")]
+#[case::prompts_list("prompts-list")]
+#[case::completion_complete("completion-complete")]
+#[case::dns_rebinding_protection("dns-rebinding-protection")]
+fn the_bundled_server_passes_the_official_conformance_scenario(#[case] scenario: &str) {
+    let server = mcp_harness::run(async {
+        mcp_harness::Server::start(mcp_harness::ServerSpec::bundled(
+            mcp_harness::Bundled::FastTest,
+            mcp_harness::Transport::StreamableHttp,
+        ))
+        .await
+        .expect("fast-test starts")
+    });
+    let checks = run_suite(scenario, &["server", "--url", server.url()]);
+    assert!(
+        checks.iter().any(|c| c["status"] == "SUCCESS"),
+        "{scenario}: no successful check: {checks:#?}"
     );
 }
