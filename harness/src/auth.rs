@@ -999,6 +999,10 @@ async fn discover(
         }
     }
     let Some(prm) = prm else {
+        if challenge.is_some() {
+            // A 401 without protected resource metadata: an MCP 2025-03-26 server.
+            return discover_at_origin(&url, resource_url, challenge_scope, bound).await;
+        }
         return Err(oauth_error(
             resource_url,
             step,
@@ -1067,6 +1071,45 @@ async fn discover(
             ),
         ));
     };
+    discovery_from_metadata(&meta, issuer, resource, scope)
+}
+
+/// MCP 2025-03-26 discovery, for a server that answers 401 but publishes no protected
+/// resource metadata: the authorization server is the MCP server's origin, described by its
+/// RFC 8414 metadata or, without any, by the default endpoints `/authorize`, `/token` and
+/// `/register`.
+async fn discover_at_origin(
+    url: &reqwest::Url,
+    resource_url: &str,
+    scope: Option<String>,
+    bound: Duration,
+) -> Result<Discovery> {
+    let origin = url.origin().ascii_serialization();
+    let metadata = format!("{origin}/.well-known/oauth-authorization-server");
+    tracing::debug!(%origin, "no protected resource metadata: MCP 2025-03-26 discovery");
+    match fetch_json(&metadata, OAuthStep::Discovery, bound).await? {
+        Some(meta) => discovery_from_metadata(&meta, origin, resource_url.to_owned(), scope),
+        None => Ok(Discovery {
+            resource: resource_url.to_owned(),
+            authorization_endpoint: format!("{origin}/authorize"),
+            token_endpoint: format!("{origin}/token"),
+            registration_endpoint: Some(format!("{origin}/register")),
+            auth_methods: None,
+            issuer: origin,
+            scope,
+        }),
+    }
+}
+
+/// The endpoints of an authorization server from its metadata (RFC 8414 or OIDC), refusing
+/// one that does not support PKCE with S256.
+fn discovery_from_metadata(
+    meta: &Value,
+    issuer: String,
+    resource: String,
+    scope: Option<String>,
+) -> Result<Discovery> {
+    let step = OAuthStep::Discovery;
     let field = |name: &str| meta.get(name).and_then(Value::as_str).map(str::to_owned);
     let s256 = meta
         .get("code_challenge_methods_supported")

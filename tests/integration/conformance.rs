@@ -136,11 +136,10 @@ fn has_success(checks: &[Value], id: &str) -> bool {
         .any(|c| c["id"] == id && c["status"] == "SUCCESS")
 }
 
-/// Every OAuth client scenario of the 2025-06-18 and 2025-11-25 specs that the client
-/// implements, with the check that proves its point. Not here: `auth/basic-cimd` (client ID
-/// metadata documents, a SHOULD of 2025-11-25 the client does not implement), the 2025-03-26
-/// back-compat scenarios (servers without protected resource metadata) and the draft and
-/// extension scenarios.
+/// Every OAuth client scenario of the 2025-03-26, 2025-06-18 and 2025-11-25 specs that the
+/// client implements, with the check that proves its point. Not here: `auth/basic-cimd` (client
+/// ID metadata documents, a SHOULD of 2025-11-25 the client does not implement) and the draft
+/// and extension scenarios.
 #[rstest]
 #[case::metadata_default("auth/metadata-default", "", "valid-bearer-token")]
 #[case::metadata_var1("auth/metadata-var1", "", "valid-bearer-token")]
@@ -155,6 +154,16 @@ fn has_success(checks: &[Value], id: &str) -> bool {
 #[case::token_endpoint_auth_basic("auth/token-endpoint-auth-basic", "", "valid-bearer-token")]
 #[case::token_endpoint_auth_post("auth/token-endpoint-auth-post", "", "valid-bearer-token")]
 #[case::pre_registration("auth/pre-registration", PRE_REGISTERED, "pre-registration-auth")]
+#[case::metadata_backcompat_2025_03_26(
+    "auth/2025-03-26-oauth-metadata-backcompat",
+    "",
+    "token-request"
+)]
+#[case::endpoint_fallback_2025_03_26(
+    "auth/2025-03-26-oauth-endpoint-fallback",
+    "",
+    "token-request"
+)]
 fn the_oauth_client_passes_the_official_conformance_scenario(
     #[case] scenario: &str,
     #[case] extra: &str,
