@@ -67,24 +67,7 @@ fn scenario_process() {
                 .unwrap();
                 // A server started through a wrapper: the process that matters is a
                 // grandchild of the test process, out of PDEATHSIG's reach.
-                let script = format!(
-                    "sleep 600 & echo $! > '{}'; echo 'MCP_HARNESS_READY {{\"url\":\"http://127.0.0.1:9/mcp\"}}'; wait",
-                    grandchild.display()
-                );
-                let wrapper = Server::start(
-                    ServerSpec::new("wrapper", "sh")
-                        .args(["-c", &script])
-                        .transport(Transport::StreamableHttp)
-                        .address(AddressSource::ReadyLine)
-                        .readiness(Readiness::AddressKnown),
-                )
-                .await
-                .unwrap();
-                let grandchild: u32 = std::fs::read_to_string(&grandchild)
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
+                let (wrapper, grandchild) = start_wrapper(&grandchild, "wait").await;
                 let pids = vec![
                     server.pid(),
                     stdio.server_pid().unwrap(),
@@ -110,6 +93,31 @@ fn scenario_process() {
         }
         other => panic!("unknown scenario {other}"),
     }
+}
+
+/// A "server" that is a shell wrapper: it starts a child (`sleep`), writes the child's pid to
+/// `pidfile`, reports ready, then runs `then` (`wait`, or a command that returns). Returns the
+/// wrapper and its child's pid.
+async fn start_wrapper(pidfile: &Path, then: &str) -> (Server, u32) {
+    let script = format!(
+        "sleep 600 & echo $! > '{}'; echo 'MCP_HARNESS_READY {{\"url\":\"http://127.0.0.1:9/mcp\"}}'; {then}",
+        pidfile.display()
+    );
+    let wrapper = Server::start(
+        ServerSpec::new("wrapper", "sh")
+            .args(["-c", &script])
+            .transport(Transport::StreamableHttp)
+            .address(AddressSource::ReadyLine)
+            .readiness(Readiness::AddressKnown),
+    )
+    .await
+    .unwrap();
+    let child = std::fs::read_to_string(pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (wrapper, child)
 }
 
 fn scenario_dir(name: &str) -> PathBuf {
@@ -240,29 +248,12 @@ fn processes_a_server_started_are_killed_with_it() {
             let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
             // SAFETY: plain syscall with a valid C string.
             assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
-            let script = format!(
-                "sleep 600 & echo $! > '{}'; echo 'MCP_HARNESS_READY {{\"url\":\"http://127.0.0.1:9/mcp\"}}'; {}",
-                pidfile.display(),
-                if exits_by_itself {
-                    format!("read line < '{}'", fifo.display())
-                } else {
-                    "wait".to_owned()
-                }
-            );
-            let server = Server::start(
-                ServerSpec::new("wrapper", "sh")
-                    .args(["-c", &script])
-                    .transport(Transport::StreamableHttp)
-                    .address(AddressSource::ReadyLine)
-                    .readiness(Readiness::AddressKnown),
-            )
-            .await
-            .unwrap();
-            let grandchild: u32 = std::fs::read_to_string(&pidfile)
-                .unwrap()
-                .trim()
-                .parse()
-                .unwrap();
+            let then = if exits_by_itself {
+                format!("read line < '{}'", fifo.display())
+            } else {
+                "wait".to_owned()
+            };
+            let (server, grandchild) = start_wrapper(&pidfile, &then).await;
             assert!(pid_alive(grandchild));
             if exits_by_itself {
                 // The wrapper exits; its child would stay, reparented, without the harness.
