@@ -176,8 +176,8 @@ impl BundledServer {
 }
 
 impl ServerSpec {
-    /// The spec of a bundled server (`fast-test`, `fast-time`) over `transport`, with no auth;
-    /// see [`BundledServer`] for auth and other options.
+    /// The spec of a bundled server (`fast-test`, `fast-time`, `conformance`) over
+    /// `transport`, with no auth; see [`BundledServer`] for auth and other options.
     ///
     /// ```
     /// use mcp_harness::{Bundled, ServerSpec, Transport};

@@ -26,6 +26,7 @@
 // `unsafe` is used only for `libc::kill(pid, 0)` (see `lifecycle.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod conformance;
 mod events;
 mod gate;
 mod http;

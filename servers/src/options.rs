@@ -21,17 +21,24 @@ pub enum Bundled {
     /// `fast-time`: `get_system_time` and `convert_time` (same shape as the
     /// reference Python `mcp-server-time`), plus `stats` and `whoami`.
     FastTime,
+    /// `conformance`: the tools, resources, prompts and completions the official MCP
+    /// conformance suite's server scenarios expect (`test_simple_text`,
+    /// `test://static-text`, `test_simple_prompt`, sampling and elicitation requests to
+    /// the client, ...): a spec-complete server to test clients and gateways against.
+    Conformance,
 }
 
 impl Bundled {
     /// Every bundled server.
-    pub const ALL: [Bundled; 2] = [Bundled::FastTest, Bundled::FastTime];
+    pub const ALL: [Bundled; 3] = [Bundled::FastTest, Bundled::FastTime, Bundled::Conformance];
 
-    /// The name used on the command line and in JSON (`fast-test`, `fast-time`).
+    /// The name used on the command line and in JSON (`fast-test`, `fast-time`,
+    /// `conformance`).
     pub fn as_str(self) -> &'static str {
         match self {
             Bundled::FastTest => "fast-test",
             Bundled::FastTime => "fast-time",
+            Bundled::Conformance => "conformance",
         }
     }
 }
@@ -142,8 +149,8 @@ macro_rules! name_enum {
 name_enum!(
     Bundled,
     "bundled server",
-    "fast-test, fast-time",
-    [FastTest, FastTime]
+    "fast-test, fast-time, conformance",
+    [FastTest, FastTime, Conformance]
 );
 name_enum!(
     Transport,

@@ -1,4 +1,5 @@
-//! The MCP handler shared by both bundled servers.
+//! The MCP handler shared by the bundled servers (the `conformance` server's tools,
+//! resources and prompts are in [`crate::conformance`]).
 //!
 //! One [`Shared`] per running server holds what never changes (tool router, server
 //! config) and the process-wide statistics; one [`Handler`] per MCP session (stdio: the
@@ -9,7 +10,7 @@
 #![allow(deprecated)]
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering},
@@ -21,13 +22,15 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext, wrapper::Parameters},
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
-        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourcesResult,
-        ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+        CompleteResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+        GetPromptResult, Implementation, InitializeRequestParams, InitializeResult,
+        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+        LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
         ProgressNotificationParam, Prompt, PromptArgument, PromptMessage,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-        ResourceContents, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
+        ResourceContents, Role, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, Tool, UnsubscribeRequestParams,
     },
     schemars,
     service::RequestContext,
@@ -36,7 +39,7 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{Bundled, events, time};
+use crate::{Bundled, conformance, events, time};
 
 /// Set by the HTTP auth layer in the request extensions: who the request is from.
 #[derive(Clone, Debug)]
@@ -104,6 +107,11 @@ impl Shared {
                 "Time and time-zone conversion (IANA names): get_system_time, convert_time; \
                  plus whoami and stats.",
             ),
+            Bundled::Conformance => (
+                Handler::conformance_tools(),
+                conformance::capabilities(),
+                conformance::INSTRUCTIONS,
+            ),
         };
         let config = ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(
@@ -136,6 +144,8 @@ struct Session {
     min_level: AtomicU8,
     /// Set by `initialize`.
     opened: OnceLock<Opened>,
+    /// Resource URIs this session subscribed to (`resources/subscribe`).
+    subscriptions: Mutex<HashSet<String>>,
 }
 
 struct Opened {
@@ -189,12 +199,26 @@ impl Handler {
                 counter: AtomicU64::new(0),
                 min_level: AtomicU8::new(0),
                 opened: OnceLock::new(),
+                subscriptions: Mutex::new(HashSet::new()),
             }),
         }
     }
 
     fn shared(&self) -> &Shared {
         &self.session.shared
+    }
+
+    /// Whether a `logging/message` at `level` passes this session's `logging/setLevel`.
+    pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
+        level_index(level) >= self.session.min_level.load(Ordering::Relaxed)
+    }
+
+    /// The resource subscriptions of this session (`resources/subscribe`).
+    pub(crate) fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The client name given at `initialize` (stdio: used for `session_closed`).
@@ -755,6 +779,7 @@ impl ServerHandler for Handler {
             ],
             // Like the reference mcp-server-time: a tools-only server answers -32601 here.
             Bundled::FastTime => return Err(method_not_found("resources/list")),
+            Bundled::Conformance => conformance::resources(),
         };
         Ok(ListResourcesResult::with_all_items(resources))
     }
@@ -764,6 +789,9 @@ impl ServerHandler for Handler {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if self.shared().kind == Bundled::Conformance {
+            return conformance::read_resource(&request.uri).map(Into::into);
+        }
         if self.shared().kind == Bundled::FastTest && request.uri == README_URI {
             return Ok(ReadResourceResult::new(vec![
                 ResourceContents::text(README, README_URI).with_mime_type("text/plain"),
@@ -795,6 +823,7 @@ impl ServerHandler for Handler {
                 ]),
             )],
             Bundled::FastTime => return Err(method_not_found("prompts/list")),
+            Bundled::Conformance => conformance::prompts(),
         };
         Ok(ListPromptsResult::with_all_items(prompts))
     }
@@ -804,6 +833,9 @@ impl ServerHandler for Handler {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if self.shared().kind == Bundled::Conformance {
+            return conformance::get_prompt(&request).map(Into::into);
+        }
         if self.shared().kind != Bundled::FastTest || request.name != "greeting" {
             return Err(ErrorData::invalid_params(
                 format!(
@@ -827,5 +859,62 @@ impl ServerHandler for Handler {
         )])
         .with_description("Greets someone")
         .into())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(match self.shared().kind {
+            Bundled::Conformance => {
+                ListResourceTemplatesResult::with_all_items(conformance::resource_templates())
+            }
+            Bundled::FastTest | Bundled::FastTime => ListResourceTemplatesResult::default(),
+        })
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.shared().kind != Bundled::Conformance {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("{} has no resources/subscribe", self.shared().kind),
+                None,
+            ));
+        }
+        self.subscriptions().insert(request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.shared().kind != Bundled::Conformance {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("{} has no resources/unsubscribe", self.shared().kind),
+                None,
+            ));
+        }
+        self.subscriptions().remove(&request.uri);
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        match self.shared().kind {
+            Bundled::Conformance => conformance::complete(&request),
+            // rmcp's default: no suggestions.
+            Bundled::FastTest | Bundled::FastTime => Ok(CompleteResult::default()),
+        }
     }
 }

@@ -235,6 +235,18 @@ fn serve_over_sse_is_checked_over_sse() {
 }
 
 #[test]
+fn serve_conformance_serves_the_conformance_suites_tools() {
+    let s = Serve::start(&["conformance", "--transport", "http"], &[]);
+    let r = run(&["check", &s.url, "--call", "test_simple_text"]).expect(OK);
+    assert!(
+        r.stdout
+            .contains("This is a simple text response for testing."),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn serve_without_its_secret_could_not_start() {
     let r = run_with(
         cli()

@@ -73,7 +73,7 @@ enum Command {
     /// address for humans on stderr. Secrets come from the environment: MCP_HARNESS_JWT_SECRET
     /// (--auth jwt), MCP_HARNESS_BEARER_TOKENS="token=subject,..." (--auth bearer).
     #[command(
-        after_help = "Examples:\n  mcp-harness serve fast-test --transport http --port 4000\n  mcp-harness serve fast-test --transport sse\n  mcp-harness serve fast-time --transport stdio\n  MCP_HARNESS_JWT_SECRET=s3cret mcp-harness serve fast-test --auth jwt\n\nExit codes: 0 stopped cleanly, 2 bad usage, 3 the server could not start."
+        after_help = "Examples:\n  mcp-harness serve fast-test --transport http --port 4000\n  mcp-harness serve fast-test --transport sse\n  mcp-harness serve fast-time --transport stdio\n  mcp-harness serve conformance --transport http --port 4000\n  MCP_HARNESS_JWT_SECRET=s3cret mcp-harness serve fast-test --auth jwt\n\nExit codes: 0 stopped cleanly, 2 bad usage, 3 the server could not start."
     )]
     Serve(serve::ServeArgs),
     /// Connect to any MCP server, initialize, list tools/resources/prompts, ping and optionally

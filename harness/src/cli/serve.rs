@@ -15,6 +15,7 @@ use super::exit;
 pub(super) enum ServerArg {
     FastTest,
     FastTime,
+    Conformance,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,6 +87,7 @@ fn options(args: &ServeArgs) -> servers::ServeOptions {
     let kind = match args.server {
         ServerArg::FastTest => servers::Bundled::FastTest,
         ServerArg::FastTime => servers::Bundled::FastTime,
+        ServerArg::Conformance => servers::Bundled::Conformance,
     };
     let transport = match args.transport {
         ServeTransport::Stdio => servers::Transport::Stdio,
