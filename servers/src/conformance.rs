@@ -420,7 +420,9 @@ impl Handler {
         text("JSON Schema 2020-12 tool called")
     }
 
-    /// Answers after 100 ms (the suite's SSE polling scenario calls it over an SSE stream).
+    /// Answers after 100 ms. Over streamable HTTP its POST stream ends after the priming
+    /// event (SEP-1699 polling): the answer arrives when the client resumes with
+    /// `Last-Event-ID`.
     #[tool]
     async fn test_reconnection(&self) -> CallToolResult {
         tokio::time::sleep(Duration::from_millis(100)).await;

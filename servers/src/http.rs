@@ -34,7 +34,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// [`LocalSessionManager`] that tells the handler its session id at `initialize`.
 #[derive(Default)]
-pub(crate) struct Sessions(LocalSessionManager);
+pub(crate) struct Sessions(LocalSessionManager, CloseReconnection);
+
+/// Whether the POST stream of a `test_reconnection` call ends after its priming event
+/// (the `conformance` server: SEP-1699 polling). The call's answer stays in the session's
+/// cache and reaches the client when it reconnects with `Last-Event-ID`.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CloseReconnection(bool);
+
+fn is_reconnection_call(message: &ClientJsonRpcMessage) -> bool {
+    matches!(
+        message,
+        ClientJsonRpcMessage::Request(request)
+            if matches!(
+                &request.request,
+                rmcp::model::ClientRequest::CallToolRequest(call)
+                    if call.params.name == "test_reconnection"
+            )
+    )
+}
 
 impl SessionManager for Sessions {
     type Error = <LocalSessionManager as SessionManager>::Error;
@@ -81,7 +99,15 @@ impl SessionManager for Sessions {
     ) -> impl Future<
         Output = Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error>,
     > + Send {
-        self.0.create_stream(id, message)
+        let close = self.1.0 && is_reconnection_call(&message);
+        let stream = self.0.create_stream(id, message);
+        async move {
+            // The first event is the priming event (id and retry) that lets the client resume.
+            Ok(futures::StreamExt::take(
+                stream.await?,
+                if close { 1 } else { usize::MAX },
+            ))
+        }
     }
 
     fn accept_message(
@@ -187,7 +213,10 @@ pub(crate) fn build_app(opts: &ServeOptions, auth: Auth, addr: SocketAddr) -> Ap
     }
     let mcp = StreamableHttpService::new(
         move || Ok(Handler::new(shared.clone())),
-        Arc::new(Sessions::default()),
+        Arc::new(Sessions(
+            LocalSessionManager::default(),
+            CloseReconnection(opts.server == crate::Bundled::Conformance),
+        )),
         config,
     );
     let base = base_url(addr);

@@ -207,11 +207,9 @@ fn the_bundled_server_passes_the_official_conformance_scenario(#[case] scenario:
 /// Every server scenario of the suite (0.1.16) against the bundled `conformance` server,
 /// which has the suite's own tools, resources and prompts. The sampling and elicitation
 /// scenarios pass because the server sends `sampling/createMessage` and `elicitation/create`
-/// to the suite's client during the tool call and reports the answers. None is left out, but
-/// `server-sse-polling` proves less than its name: the server sends the priming event and the
-/// `retry` field (checked), while `test_reconnection` answers on the POST stream instead of
-/// closing it mid-call, because rmcp 3.9 gives a tool no handle on its own SSE stream; the
-/// suite then reports the disconnect-and-resume check as INFO ("did not disconnect").
+/// to the suite's client during the tool call and reports the answers; in `server-sse-polling`
+/// the server ends the POST stream of `test_reconnection` after its priming event and the
+/// client gets the answer by resuming with `Last-Event-ID`. None is left out.
 #[rstest]
 #[case::initialize("server-initialize")]
 #[case::ping("ping")]
