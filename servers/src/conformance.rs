@@ -146,20 +146,28 @@ async fn log(
         .map_err(|e| ErrorData::internal_error(format!("sending a log message: {e}"), None))
 }
 
+/// The `isError` result for a tool that needs a client capability (`what`) the client did not
+/// declare at initialize; `None` when `declared` says it did.
+fn undeclared(
+    ctx: &RequestContext<RoleServer>,
+    what: &str,
+    declared: impl Fn(&rmcp::model::ClientCapabilities) -> bool,
+) -> Option<CallToolResult> {
+    let ok = ctx
+        .peer
+        .peer_info()
+        .is_some_and(|info| declared(&info.capabilities));
+    (!ok).then(|| tool_error(format!("the client did not declare the {what} capability")))
+}
+
 /// Sends `elicitation/create` with `requested_schema` and reports the answer.
 async fn elicit(
     ctx: &RequestContext<RoleServer>,
     message: &str,
     requested_schema: Value,
 ) -> Result<CallToolResult, ErrorData> {
-    let supported = ctx
-        .peer
-        .peer_info()
-        .is_some_and(|info| info.capabilities.elicitation.is_some());
-    if !supported {
-        return Ok(tool_error(
-            "the client did not declare the elicitation capability",
-        ));
+    if let Some(refusal) = undeclared(ctx, "elicitation", |c| c.elicitation.is_some()) {
+        return Ok(refusal);
     }
     let params: ElicitRequestParams = serde_json::from_value(json!({
         "mode": "form",
@@ -294,14 +302,8 @@ impl Handler {
         Parameters(SamplingArgs { prompt }): Parameters<SamplingArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let supported = ctx
-            .peer
-            .peer_info()
-            .is_some_and(|info| info.capabilities.sampling.is_some());
-        if !supported {
-            return Ok(tool_error(
-                "the client did not declare the sampling capability",
-            ));
+        if let Some(refusal) = undeclared(&ctx, "sampling", |c| c.sampling.is_some()) {
+            return Ok(refusal);
         }
         let params: CreateMessageRequestParams = serde_json::from_value(json!({
             "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
