@@ -3,17 +3,28 @@
 //! Any binary that links `mcp-harness` (a test binary, the CLI) can become a bundled server: a
 //! constructor that runs before `main` looks for `MCP_HARNESS_SERVE` and, when set, serves and
 //! exits. So a downstream crate needs no extra install step to spawn `fast-test` or `fast-time`.
+//!
+//! Sits on the process layer (it builds [`ServerSpec`]s); must not import `session` or `pool`.
 
 use std::path::PathBuf;
 
-use crate::process::{AddressSource, Readiness, ServerSpec, Transport};
+use crate::process::{AddressSource, Readiness, ServerSpec};
 use crate::secret::Secret;
+use crate::transport::Transport;
 
 pub use mcp_harness_servers::{Bundled, OAuthClient, OAuthServerConfig};
 
+/// Registered with the loader directly: a process started with `MCP_HARNESS_SERVE` becomes
+/// that bundled server before `main` runs. [`BundledServer::spec`] refers to it so that every
+/// binary that spawns bundled servers links it (a `#[used]` static in a library is only linked
+/// when its object file is).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static SERVE_BUNDLED_SERVER: extern "C" fn() = serve_bundled_server_if_requested;
+
 /// Runs before `main` (from `.init_array`): a process started with `MCP_HARNESS_SERVE` becomes
 /// that bundled server and exits; any other process returns at once.
-pub(crate) extern "C" fn serve_bundled_server_if_requested() {
+extern "C" fn serve_bundled_server_if_requested() {
     if std::env::var_os(mcp_harness_servers::SERVE_ENV).is_some() {
         // Before main, Rust has not yet set SIGPIPE to "ignore": without this, a client that
         // hangs up mid-response would kill the server instead of failing one write.
@@ -112,7 +123,8 @@ impl BundledServer {
 
     /// The spec that re-executes the current binary as this server.
     pub fn spec(&self) -> ServerSpec {
-        crate::hooks::ensure_linked();
+        // Whoever builds a bundled spec gets the pre-`main` hook linked into their binary.
+        std::hint::black_box(&SERVE_BUNDLED_SERVER);
         let transport = match self.transport {
             Transport::Stdio => mcp_harness_servers::Transport::Stdio,
             Transport::StreamableHttp => mcp_harness_servers::Transport::Http,

@@ -319,4 +319,35 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The short, stable name of this error's kind (`timeout`, `closed`, `jsonrpc_error`, ...),
+    /// for reports, metrics and JSON.
+    ///
+    /// ```
+    /// let e = mcp_harness::Error::PoolClosed;
+    /// assert_eq!(e.kind(), "pool_closed");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Spawn { .. } => "spawn",
+            Error::ExitedEarly { .. } => "exited_early",
+            Error::NotReady { .. } => "not_ready",
+            Error::Connect { .. } => "connect",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Mcp { .. } => "jsonrpc_error",
+            Error::Closed { .. } => "closed",
+            Error::Timeout { .. } => "timeout",
+            Error::Protocol { .. } => "protocol",
+            Error::Process { .. } => "process",
+            Error::PoolClosed => "pool_closed",
+            Error::CircuitOpen { .. } => "circuit_open",
+            Error::AcquireTimeout { .. } => "acquire_timeout",
+            Error::CreateTimeout { .. } => "create_timeout",
+            Error::Capacity { .. } => "capacity",
+            Error::OAuth { .. } => "oauth",
+            Error::ForwardTimeout { .. } => "forward_timeout",
+            Error::Forwarded { .. } => "forwarded",
+            Error::Invalid { .. } => "invalid",
+        }
+    }
 }

@@ -37,15 +37,14 @@
 mod auth;
 #[cfg(feature = "bundled-servers")]
 mod bundled;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod errors;
 pub mod pool;
 mod process;
+mod run;
 mod runtime;
 mod secret;
 mod session;
-mod sse;
+mod transport;
 
 pub use auth::{
     OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
@@ -54,8 +53,8 @@ pub use auth::{
 pub use bundled::{Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerConfig};
 pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
-pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec, Transport};
-pub use runtime::run;
+pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec};
+pub use run::run;
 
 /// Runs an `async fn` test on the shared runtime: a plain `#[test] fn` whose body is
 /// [`run`]`(async move { ... })`, so what the test opens outlives it.
@@ -78,6 +77,7 @@ pub use runtime::run;
 pub use mcp_harness_macros::test;
 pub use secret::Secret;
 pub use session::{Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text};
+pub use transport::Transport;
 
 /// The `rmcp` crate this harness is built on (model types such as `CallToolResult`).
 pub use rmcp;
@@ -85,63 +85,96 @@ pub use rmcp;
 /// Closes every open session (last opened first) and stops every server process this process
 /// started, within `within` overall. Runs automatically at process exit.
 pub fn shutdown_all(within: std::time::Duration) {
-    if runtime::existing_handle().is_none() {
-        return;
-    }
-    close_all_sessions(within);
-    process::kill_all_children();
+    runtime::run_exit_steps(within);
 }
 
-/// Closes everything this process opened; runs at process exit (from `.fini_array`).
-extern "C" fn close_everything_at_exit() {
-    if runtime::existing_handle().is_none() {
-        return;
-    }
-    let within = std::env::var("MCP_HARNESS_EXIT_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis)
-        .unwrap_or(std::time::Duration::from_secs(10));
-    // By now the exiting thread's thread-locals may be destroyed (glibc runs their destructors
-    // before exit handlers), and async executors need them: do the work on a fresh thread.
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let worker = std::thread::Builder::new()
-        .name("mcp-harness-exit".into())
-        .spawn(move || {
-            shutdown_all(within);
-            let _ = done_tx.send(());
-        });
-    match worker {
-        Ok(_) => {
-            if done_rx
-                .recv_timeout(within + std::time::Duration::from_secs(2))
-                .is_err()
-            {
-                process::kill_all_children_now();
+/// The layering rule, checked on the sources: each layer names only the layers below it.
+#[cfg(test)]
+mod layering {
+    use std::path::Path;
+
+    /// Each top-level module (a file or a folder under `src/`) and the modules it may name.
+    const ALLOWED: &[(&str, &[&str])] = &[
+        ("runtime", &[]),
+        ("errors", &[]),
+        ("secret", &[]),
+        ("transport", &["errors"]),
+        ("process", &["runtime", "transport", "errors"]),
+        ("auth", &["runtime", "transport", "errors", "secret"]),
+        ("bundled", &["process", "transport", "secret"]),
+        (
+            "session",
+            &["auth", "process", "runtime", "transport", "errors", "secret"],
+        ),
+        (
+            "pool",
+            &["session", "process", "runtime", "transport", "errors", "secret"],
+        ),
+        ("run", &["runtime", "process"]),
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source folder") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
             }
         }
-        Err(_) => process::kill_all_children_now(),
     }
-}
 
-/// Process start and exit hooks, registered with the loader directly: a `#[used]` static in a
-/// library is only linked when its object file is, so the code that needs them calls
-/// [`hooks::ensure_linked`].
-mod hooks {
-    #[cfg(feature = "bundled-servers")]
-    #[used]
-    #[unsafe(link_section = ".init_array")]
-    static SERVE_BUNDLED_SERVER: extern "C" fn() =
-        crate::bundled::serve_bundled_server_if_requested;
-
-    #[used]
-    #[unsafe(link_section = ".fini_array")]
-    static CLOSE_AT_EXIT: extern "C" fn() = super::close_everything_at_exit;
-
-    /// Keeps the hooks in the final binary.
-    pub(crate) fn ensure_linked() {
-        #[cfg(feature = "bundled-servers")]
-        std::hint::black_box(&SERVE_BUNDLED_SERVER);
-        std::hint::black_box(&CLOSE_AT_EXIT);
+    #[test]
+    fn each_layer_imports_only_the_layers_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut broken = Vec::new();
+        for (layer, allowed) in ALLOWED {
+            let mut files = Vec::new();
+            let folder = src.join(layer);
+            if folder.is_dir() {
+                sources(&folder, &mut files);
+            } else {
+                files.push(src.join(format!("{layer}.rs")));
+            }
+            assert!(files.iter().all(|f| f.exists()), "layer `{layer}` has no sources");
+            for file in files {
+                let text = std::fs::read_to_string(&file).expect("readable source");
+                let mut names = Vec::new();
+                for (n, line) in text.lines().enumerate() {
+                    // Doc links name types for readers; only code creates a dependency.
+                    if line.trim_start().starts_with("//") {
+                        continue;
+                    }
+                    for (at, _) in line.match_indices("crate::") {
+                        let rest = &line[at + 7..];
+                        // `crate::{a, b::C}` names each of `a` and `b`.
+                        let group = rest.strip_prefix('{').map(|g| g.split('}').next());
+                        let paths: Vec<&str> = match group {
+                            Some(Some(inner)) => inner.split(',').collect(),
+                            _ => vec![rest],
+                        };
+                        for path in paths {
+                            let named: String = path
+                                .trim_start()
+                                .chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                                .collect();
+                            names.push((n, named));
+                        }
+                    }
+                    for (n, named) in names.drain(..) {
+                        let known = ALLOWED.iter().any(|(m, _)| *m == named);
+                        if known && named != *layer && !allowed.contains(&named.as_str()) {
+                            broken.push(format!(
+                                "{}:{}: `{layer}` names `crate::{named}`",
+                                file.strip_prefix(&src).unwrap_or(&file).display(),
+                                n + 1
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(broken.is_empty(), "layering broken:\n{}", broken.join("\n"));
     }
 }

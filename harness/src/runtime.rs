@@ -1,10 +1,14 @@
-//! The one long-lived tokio runtime of a test process.
+//! The one long-lived tokio runtime of a test process, and the work it does at process exit.
 //!
 //! Owner tasks, server watchers and background work live here, never on a test's own runtime,
 //! so nothing dies with the `#[tokio::test]` that happened to create it.
+//!
+//! The bottom layer: it imports nothing of ours. The layers above register what must happen at
+//! exit ([`at_exit`]): the session layer closes sessions, the process layer stops servers.
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
 
@@ -15,7 +19,8 @@ const WORKER_NAME: &str = "mcp-harness";
 pub(crate) fn handle() -> &'static Handle {
     RUNTIME
         .get_or_init(|| {
-            crate::hooks::ensure_linked();
+            // Whoever uses the runtime gets the exit hook linked into their binary.
+            std::hint::black_box(&RUN_EXIT_STEPS);
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_threads())
                 .thread_name(WORKER_NAME)
@@ -33,6 +38,11 @@ pub(crate) fn existing_handle() -> Option<&'static Handle> {
     RUNTIME.get().map(Runtime::handle)
 }
 
+/// Whether the current thread is one of the shared runtime's workers.
+pub(crate) fn is_shared_worker() -> bool {
+    std::thread::current().name() == Some(WORKER_NAME)
+}
+
 fn worker_threads() -> usize {
     std::env::var("MCP_HARNESS_WORKER_THREADS")
         .ok()
@@ -43,49 +53,6 @@ fn worker_threads() -> usize {
                 .map_or(2, |n| n.get())
                 .max(2)
         })
-}
-
-/// Runs `body` on the shared runtime and waits for it, from any thread.
-///
-/// Works from a plain `#[test]` and from inside another runtime (a `#[tokio::test]`), without
-/// "Cannot start a runtime from within a runtime". A panic in `body` fails the caller with the
-/// original panic message; before it propagates, the tails of the logs of the servers this
-/// process started are printed to stderr (the test harness shows them for failed tests).
-///
-/// ```
-/// let sum = mcp_harness::run(async { 1 + 2 });
-/// assert_eq!(sum, 3);
-/// ```
-pub fn run<F>(body: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let task = handle().spawn(body);
-    // On one of our own workers (a fixture called inside `run`), tell tokio we block.
-    let on_shared_worker = std::thread::current().name() == Some(WORKER_NAME);
-    let joined = if on_shared_worker {
-        tokio::task::block_in_place(|| futures::executor::block_on(task))
-    } else {
-        futures::executor::block_on(task)
-    };
-    match joined {
-        Ok(out) => out,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            // The panic hook printed the message on a runtime thread, where the test runner
-            // does not capture it: repeat it here, on the test's own thread.
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "<non-string panic payload>".to_owned());
-            eprintln!("mcp-harness: the test body panicked: {message}");
-            crate::process::print_log_tails_for_failure();
-            std::panic::resume_unwind(payload)
-        }
-        Err(e) => panic!("mcp-harness: the test body was cancelled: {e}"),
-    }
 }
 
 /// Spawns a future on the shared runtime (used by owner tasks and watchers).
@@ -108,3 +75,100 @@ pub(crate) fn timeout<F: Future>(d: std::time::Duration, fut: F) -> tokio::time:
     let _enter = handle().enter();
     tokio::time::timeout(d, fut)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Process exit
+
+/// When a step registered with [`at_exit`] runs: steps run in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ExitStep {
+    /// Close every open session, last opened first.
+    CloseSessions,
+    /// Stop every server process still alive.
+    StopProcesses,
+}
+
+/// One step of the work done at process exit.
+#[derive(Clone, Copy)]
+struct ExitHook {
+    step: ExitStep,
+    /// Runs with the time left of the overall bound.
+    graceful: fn(Duration),
+    /// Runs when the graceful steps did not finish in time (no waiting allowed).
+    forced: fn(),
+}
+
+static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
+
+/// Registers a step to run at process exit (and in [`run_exit_steps`]); registering the same
+/// step twice keeps the first.
+pub(crate) fn at_exit(step: ExitStep, graceful: fn(Duration), forced: fn()) {
+    let mut hooks = EXIT_HOOKS.lock().unwrap_or_else(|p| p.into_inner());
+    if hooks.iter().all(|h| h.step != step) {
+        hooks.push(ExitHook {
+            step,
+            graceful,
+            forced,
+        });
+        hooks.sort_by_key(|h| h.step);
+    }
+}
+
+fn exit_hooks() -> Vec<ExitHook> {
+    EXIT_HOOKS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Runs every registered exit step in order, within `within` overall.
+pub(crate) fn run_exit_steps(within: Duration) {
+    if existing_handle().is_none() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + within;
+    for hook in exit_hooks() {
+        (hook.graceful)(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+}
+
+/// Runs at process exit (from `.fini_array`): the registered steps, bounded; past the bound the
+/// forced variants.
+extern "C" fn run_exit_steps_at_exit() {
+    if existing_handle().is_none() {
+        return;
+    }
+    let within = std::env::var("MCP_HARNESS_EXIT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(10));
+    let force = || {
+        for hook in exit_hooks() {
+            (hook.forced)();
+        }
+    };
+    // By now the exiting thread's thread-locals may be destroyed (glibc runs their destructors
+    // before exit handlers), and async executors need them: do the work on a fresh thread.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name("mcp-harness-exit".into())
+        .spawn(move || {
+            run_exit_steps(within);
+            let _ = done_tx.send(());
+        });
+    match worker {
+        Ok(_) => {
+            if done_rx
+                .recv_timeout(within + Duration::from_secs(2))
+                .is_err()
+            {
+                force();
+            }
+        }
+        Err(_) => force(),
+    }
+}
+
+/// Registered with the loader directly; [`handle`] refers to it so that every binary using the
+/// runtime links it (a `#[used]` static in a library is only linked when its object file is).
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static RUN_EXIT_STEPS: extern "C" fn() = run_exit_steps_at_exit;

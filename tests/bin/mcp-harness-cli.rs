@@ -3,5 +3,5 @@
 //! `cargo nextest run`; the same code as the `mcp-harness` binary.
 
 fn main() -> std::process::ExitCode {
-    mcp_harness::cli::main()
+    mcp_harness_cli::main()
 }

@@ -4,7 +4,7 @@
 //! messages to (relative or absolute, as the TypeScript and Python SDK servers send it).
 //! Messages are POSTed there (`202 Accepted`); everything the server sends arrives as
 //! `message` events on the stream. The stream ending (server gone, restarted, connection
-//! closed) ends the transport, so the session reports [`Error::Closed`](crate::Error::Closed).
+//! closed) ends the transport, so the session reports [`Error::Closed`].
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -14,9 +14,61 @@ use futures::stream::BoxStream;
 use rmcp::service::{RoleClient, RxJsonRpcMessage, TxJsonRpcMessage};
 use serde_json::Value;
 
+use super::{HTTP_CLIENT, header_map};
 use crate::auth::{Credentials, rejection_reason};
+use crate::errors::Error;
 use crate::runtime;
 use crate::secret::Secret;
+use crate::session::builder::SessionBuilder;
+use crate::session::connection::Failure;
+use crate::session::era::handshake::{self, ClientHandler, Started};
+use crate::session::target::Target;
+
+/// Opens the event stream (within the init bound), then initializes (within a fresh one).
+pub(in crate::session) async fn connect(
+    cfg: &SessionBuilder,
+    handler: ClientHandler,
+) -> std::result::Result<Started, Failure> {
+    let (url, server_state) = match &cfg.target {
+        Target::Server(s) => (s.url().to_owned(), Some(s.describe())),
+        other => (other.describe(), None),
+    };
+    let headers = header_map(cfg).map_err(Failure::Fatal)?;
+    let open = SseClientTransport::open(HTTP_CLIENT.clone(), &url, headers, cfg.credentials());
+    match runtime::timeout(cfg.init_timeout, open).await {
+        // The open took part of the bound; initialize gets a fresh one.
+        Ok(Ok(transport)) => Ok(handshake::initialize(handler, transport, cfg.init_timeout).await),
+        Ok(Err(OpenError::Unauthorized(reason))) => Err(Failure::Fatal(Error::Unauthorized {
+            target: cfg.target.describe(),
+            session: cfg.name.clone(),
+            reason,
+        })),
+        Ok(Err(OpenError::Failed(reason))) => Err(Failure::Retryable {
+            reason,
+            server_state,
+            log_tail: String::new(),
+        }),
+        Err(_) => Err(Failure::Retryable {
+            reason: format!("no `endpoint` event within {:?}", cfg.init_timeout),
+            server_state,
+            log_tail: String::new(),
+        }),
+    }
+}
+
+/// A bare transport to `url` with no credentials (readiness probes).
+pub(in crate::session) async fn anonymous(
+    url: &str,
+) -> std::result::Result<SseClientTransport, String> {
+    SseClientTransport::open(
+        HTTP_CLIENT.clone(),
+        url,
+        http::HeaderMap::new(),
+        Credentials::None,
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))
+}
 
 type Events = BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>;
 

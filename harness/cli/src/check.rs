@@ -6,12 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{
-    TransportArg, error_kind, exit, exit_code_for, ms, parse_duration, parse_header,
-    parse_json_args,
-};
-use crate::errors::Error;
-use crate::{OAuth, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport};
+use super::{TransportArg, exit, exit_code_for, ms, parse_duration, parse_header, parse_json_args};
+use mcp_harness::Error;
+use mcp_harness::{OAuth, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
@@ -107,7 +104,7 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         oauth: oauth(&args),
     };
     let call = args.call.clone().map(|tool| (tool, args.args.clone()));
-    let report = crate::run(check(target, credentials, (call, args.timeout)));
+    let report = mcp_harness::run(check(target, credentials, (call, args.timeout)));
     if args.json {
         super::emit(&format!(
             "{}\n",
@@ -201,6 +198,7 @@ async fn check(target: Target, credentials: Credentials, (call, timeout): Call) 
             Target::Stdio(spec) => spec.command_line(),
             Target::Http(u) | Target::Sse(u) => u.clone(),
             Target::Server(s) => s.url().to_owned(),
+            other => other.describe(),
         },
         transport: target.transport().as_str(),
         ..Report::default()
@@ -226,7 +224,7 @@ async fn check(target: Target, credentials: Credentials, (call, timeout): Call) 
         Err(e) => {
             report.steps.push(Step {
                 name: "initialize",
-                outcome: Outcome::Failed(error_kind(&e).into()),
+                outcome: Outcome::Failed(e.kind().into()),
                 took: started.elapsed(),
             });
             fail(&mut report, &e);
@@ -248,7 +246,7 @@ async fn check(target: Target, credentials: Credentials, (call, timeout): Call) 
 
 fn fail(report: &mut Report, e: &Error) {
     report.code = exit_code_for(e);
-    report.error = Some((error_kind(e).to_owned(), e.to_string()));
+    report.error = Some((e.kind().to_owned(), e.to_string()));
 }
 
 /// Whether `e` says the server does not implement the method (`-32601`).
@@ -260,7 +258,7 @@ async fn steps(
     session: &Session,
     report: &mut Report,
     call: Option<(String, Option<Value>)>,
-) -> crate::Result<()> {
+) -> mcp_harness::Result<()> {
     let t = Instant::now();
     match session.ping().await {
         Ok(()) => report.steps.push(Step {
@@ -352,7 +350,7 @@ async fn steps(
             Ok(result) => {
                 let took = t.elapsed();
                 let is_error = result.is_error == Some(true);
-                let text = crate::tool_text(&result);
+                let text = mcp_harness::tool_text(&result);
                 report.steps.push(Step {
                     name: "tools/call",
                     outcome: if is_error {
@@ -387,7 +385,7 @@ async fn steps(
 fn step_failed(report: &mut Report, name: &'static str, t: Instant, e: Error) -> Error {
     report.steps.push(Step {
         name,
-        outcome: Outcome::Failed(error_kind(&e).into()),
+        outcome: Outcome::Failed(e.kind().into()),
         took: t.elapsed(),
     });
     e

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::errors::Error;
+use mcp_harness::Error;
 
 /// The documented exit codes of the `mcp-harness` command line.
 pub mod exit {
@@ -108,11 +108,11 @@ enum TransportArg {
 }
 
 impl TransportArg {
-    fn harness(self) -> crate::Transport {
+    fn harness(self) -> mcp_harness::Transport {
         match self {
-            TransportArg::Stdio => crate::Transport::Stdio,
-            TransportArg::Http => crate::Transport::StreamableHttp,
-            TransportArg::Sse => crate::Transport::Sse,
+            TransportArg::Stdio => mcp_harness::Transport::Stdio,
+            TransportArg::Http => mcp_harness::Transport::StreamableHttp,
+            TransportArg::Sse => mcp_harness::Transport::Sse,
         }
     }
 }
@@ -164,31 +164,6 @@ fn exit_code_for(e: &Error) -> u8 {
         Error::Unauthorized { .. } | Error::OAuth { .. } => exit::AUTH,
         Error::Invalid { .. } => exit::USAGE,
         _ => exit::PROTOCOL,
-    }
-}
-
-/// The short, stable name of an error's kind, used in reports and JSON.
-fn error_kind(e: &Error) -> &'static str {
-    match e {
-        Error::Spawn { .. } => "spawn",
-        Error::ExitedEarly { .. } => "exited_early",
-        Error::NotReady { .. } => "not_ready",
-        Error::Connect { .. } => "connect",
-        Error::Unauthorized { .. } => "unauthorized",
-        Error::Mcp { .. } => "jsonrpc_error",
-        Error::Closed { .. } => "closed",
-        Error::Timeout { .. } => "timeout",
-        Error::Protocol { .. } => "protocol",
-        Error::Process { .. } => "process",
-        Error::PoolClosed => "pool_closed",
-        Error::CircuitOpen { .. } => "circuit_open",
-        Error::AcquireTimeout { .. } => "acquire_timeout",
-        Error::CreateTimeout { .. } => "create_timeout",
-        Error::Capacity { .. } => "capacity",
-        Error::OAuth { .. } => "oauth",
-        Error::ForwardTimeout { .. } => "forward_timeout",
-        Error::Forwarded { .. } => "forwarded",
-        Error::Invalid { .. } => "invalid",
     }
 }
 

@@ -3,23 +3,26 @@
 //! final report.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use super::{
-    TransportArg, error_kind, exit, exit_code_for, ms, parse_duration, parse_header,
-    parse_json_args,
-};
-use crate::errors::Error;
-use crate::pool::{AcquireRequest, PoolMetrics};
-use crate::{Bundled, Server, ServerSpec, Session, SessionPool, Target, Transport, runtime};
+mod chaos;
+mod report;
+mod tally;
+
+use super::{TransportArg, exit, exit_code_for, parse_duration, parse_header, parse_json_args};
+use mcp_harness::Error;
+use mcp_harness::pool::AcquireRequest;
+use mcp_harness::{Bundled, Server, ServerSpec, Session, SessionPool, Target, Transport};
+
+use chaos::run_chaos;
+use report::{Report, report_progress};
+use tally::{CallOutcome, Tally, account, backoff, histogram, maybe_cancel, peak_rss_kib};
 
 /// The reference gateway's validation run: this many calls...
 const DEFAULT_CALLS: u64 = 607_000;
@@ -30,9 +33,9 @@ const DEFAULT_CLIENTS: usize = 1000;
 /// twice the memory; more sessions only add concurrent requests that share the same cores.
 const DEFAULT_MAX_SESSIONS: usize = 10;
 /// How long after a chaos event ends failures still count as caused by it.
-const CHAOS_GRACE: Duration = Duration::from_secs(2);
+pub(super) const CHAOS_GRACE: Duration = Duration::from_secs(2);
 /// Histogram shards, so that 1000 clients do not contend on one lock.
-const SHARDS: usize = 16;
+pub(super) const SHARDS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(super) enum Chaos {
@@ -159,120 +162,6 @@ impl Upstream {
     }
 }
 
-/// Everything the clients, the progress reporter and the chaos task share.
-struct Tally {
-    total: Option<u64>,
-    deadline: Option<Instant>,
-    issued: AtomicU64,
-    ok: AtomicU64,
-    cancelled: AtomicU64,
-    failed: AtomicU64,
-    unexpected: AtomicU64,
-    failures: Mutex<BTreeMap<(&'static str, bool), u64>>,
-    first_unexpected: Mutex<Vec<String>>,
-    shards: Vec<Mutex<Histogram<u64>>>,
-    chaos_windows: Mutex<Vec<(Instant, Option<Instant>)>>,
-    stop: AtomicBool,
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
-}
-
-impl Tally {
-    fn next_call(&self) -> bool {
-        if self.stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        if let Some(deadline) = self.deadline
-            && Instant::now() >= deadline
-        {
-            return false;
-        }
-        match self.total {
-            Some(total) => self.issued.fetch_add(1, Ordering::Relaxed) < total,
-            None => {
-                self.issued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-        }
-    }
-
-    fn record_ok(&self, worker: usize, took: Duration) {
-        self.ok.fetch_add(1, Ordering::Relaxed);
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        let mut h = self.shards[worker % SHARDS]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        h.saturating_record(us);
-    }
-
-    /// Whether a call running from `t0` to `t1` overlapped a chaos event (plus its grace).
-    fn during_chaos(&self, t0: Instant, t1: Instant) -> bool {
-        let windows = self.chaos_windows.lock().unwrap_or_else(|p| p.into_inner());
-        windows
-            .iter()
-            .any(|(start, end)| t1 >= *start && end.is_none_or(|e| t0 <= e))
-    }
-
-    fn record_failure(&self, kind: &'static str, message: String, t0: Instant, t1: Instant) {
-        let expected = self.during_chaos(t0, t1);
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        if !expected {
-            self.unexpected.fetch_add(1, Ordering::Relaxed);
-            let mut first = self
-                .first_unexpected
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if first.len() < 5 {
-                first.push(message);
-            }
-        }
-        *self
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((kind, expected))
-            .or_default() += 1;
-    }
-
-    fn merged(&self) -> Histogram<u64> {
-        let mut all = histogram();
-        for shard in &self.shards {
-            let h = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = all.add(&*h);
-        }
-        all
-    }
-
-    fn done(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-            + self.cancelled.load(Ordering::Relaxed)
-            + self.failed.load(Ordering::Relaxed)
-    }
-}
-
-/// What one call came to.
-enum CallOutcome {
-    Ok,
-    ToolError(String),
-    Failed(Error),
-    Cancelled,
-}
-
-/// The peak resident set size (`VmHWM`) of a process, in KiB.
-fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
-    let path = match pid {
-        Some(p) => format!("/proc/{p}/status"),
-        None => "/proc/self/status".to_owned(),
-    };
-    let status = std::fs::read_to_string(path).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 pub(super) fn run(args: SoakArgs) -> u8 {
     if args.clients == 0 {
         eprintln!("mcp-harness soak: --clients must be at least 1");
@@ -303,7 +192,7 @@ pub(super) fn run(args: SoakArgs) -> u8 {
         );
         return exit::USAGE;
     }
-    crate::run(soak(args))
+    mcp_harness::run(soak(args))
 }
 
 async fn start_upstream(args: &SoakArgs) -> Result<Upstream, (u8, String)> {
@@ -480,7 +369,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
         );
     }
 
-    let progress = runtime::spawn(report_progress(
+    let progress = tokio::spawn(report_progress(
         tally.clone(),
         started,
         args.progress_every,
@@ -491,7 +380,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
             let pause_for = args
                 .pause_for
                 .unwrap_or_else(|| (every / 2).min(Duration::from_secs(1)));
-            Some(runtime::spawn(run_chaos(
+            Some(tokio::spawn(run_chaos(
                 server.clone(),
                 mode,
                 every,
@@ -513,7 +402,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
         if use_pool {
             let pool = pool.clone();
             let request = request.clone();
-            workers.push(runtime::spawn(async move {
+            workers.push(tokio::spawn(async move {
                 while tally.next_call() {
                     let t0 = Instant::now();
                     // Boxed: the call's future is large, and it is moved into maybe_cancel.
@@ -523,7 +412,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                             .await
                         {
                             Ok(r) if r.is_error == Some(true) => {
-                                CallOutcome::ToolError(crate::tool_text(&r))
+                                CallOutcome::ToolError(mcp_harness::tool_text(&r))
                             }
                             Ok(_) => CallOutcome::Ok,
                             Err(e) => CallOutcome::Failed(e),
@@ -533,13 +422,13 @@ async fn soak(mut args: SoakArgs) -> u8 {
                     let pause = backoff(&outcome);
                     account(&tally, worker, &tool, outcome, t0);
                     if let Some(d) = pause {
-                        runtime::sleep(d).await;
+                        tokio::time::sleep(d).await;
                     }
                 }
             }));
         } else {
             let builder = session_builder.clone().name(format!("soak-{worker}"));
-            workers.push(runtime::spawn(async move {
+            workers.push(tokio::spawn(async move {
                 let mut session: Option<Session> = None;
                 while tally.next_call() {
                     let t0 = Instant::now();
@@ -552,7 +441,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                             }
                             Err(e) => {
                                 account(&tally, worker, &tool, CallOutcome::Failed(e), t0);
-                                runtime::sleep(Duration::from_millis(100)).await;
+                                tokio::time::sleep(Duration::from_millis(100)).await;
                                 continue;
                             }
                         },
@@ -561,7 +450,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                     let call = Box::pin(async {
                         match s.call_tool(&tool, arguments.clone()).await {
                             Ok(r) if r.is_error == Some(true) => {
-                                CallOutcome::ToolError(crate::tool_text(&r))
+                                CallOutcome::ToolError(mcp_harness::tool_text(&r))
                             }
                             Ok(_) => CallOutcome::Ok,
                             Err(e) => CallOutcome::Failed(e),
@@ -584,7 +473,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
                     let pause = backoff(&outcome);
                     account(&tally, worker, &tool, outcome, t0);
                     if let Some(d) = pause {
-                        runtime::sleep(d).await;
+                        tokio::time::sleep(d).await;
                     }
                 }
                 if let Some(s) = session {
@@ -656,393 +545,5 @@ async fn stop_upstream(upstream: &Upstream) {
         // A paused server ignores SIGTERM until it is resumed.
         let _ = s.resume();
         let _ = s.stop().await;
-    }
-}
-
-/// Runs `call`, or with probability `rate` abandons it after a random delay under 1 ms.
-async fn maybe_cancel(
-    rate: f64,
-    call: impl std::future::Future<Output = CallOutcome>,
-) -> CallOutcome {
-    if rate > 0.0 && fastrand::f64() < rate {
-        let after = Duration::from_micros(fastrand::u64(0..1000));
-        runtime::timeout(after, call)
-            .await
-            .unwrap_or(CallOutcome::Cancelled)
-    } else {
-        call.await
-    }
-}
-
-/// How long a client waits after a failure before its next call, like a real client: an open
-/// circuit or a refused connection fails in microseconds, and retrying at once would only spin.
-fn backoff(outcome: &CallOutcome) -> Option<Duration> {
-    match outcome {
-        CallOutcome::Failed(Error::CircuitOpen { retry_in, .. }) => {
-            Some((*retry_in).clamp(Duration::from_millis(10), Duration::from_millis(100)))
-        }
-        CallOutcome::Failed(_) => Some(Duration::from_millis(20)),
-        _ => None,
-    }
-}
-
-fn account(tally: &Tally, worker: usize, tool: &str, outcome: CallOutcome, t0: Instant) {
-    let t1 = Instant::now();
-    match outcome {
-        CallOutcome::Ok => tally.record_ok(worker, t1 - t0),
-        CallOutcome::Cancelled => {
-            tally.cancelled.fetch_add(1, Ordering::Relaxed);
-        }
-        CallOutcome::ToolError(text) => tally.record_failure(
-            "tool_error",
-            format!("tool `{tool}` returned isError: {text}"),
-            t0,
-            t1,
-        ),
-        CallOutcome::Failed(e) => tally.record_failure(error_kind(&e), e.to_string(), t0, t1),
-    }
-}
-
-async fn run_chaos(
-    server: Server,
-    mode: Chaos,
-    every: Duration,
-    pause_for: Duration,
-    tally: Arc<Tally>,
-    sample_server: impl Fn(),
-) {
-    loop {
-        // Wake often enough to notice the end of the run.
-        let next = Instant::now() + every;
-        while Instant::now() < next {
-            if tally.stop.load(Ordering::Relaxed)
-                || tally.deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                return;
-            }
-            runtime::sleep((next - Instant::now()).min(Duration::from_millis(50))).await;
-        }
-        if tally.stop.load(Ordering::Relaxed) {
-            return;
-        }
-        sample_server();
-        let index = {
-            let mut w = tally
-                .chaos_windows
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            w.push((Instant::now(), None));
-            w.len() - 1
-        };
-        let recovered = match mode {
-            Chaos::Kill => {
-                let _ = server.kill().await;
-                let mut result = server.restart().await;
-                for _ in 0..3 {
-                    if result.is_ok() {
-                        break;
-                    }
-                    runtime::sleep(Duration::from_millis(200)).await;
-                    result = server.restart().await;
-                }
-                result
-            }
-            Chaos::Pause => {
-                let paused = server.pause();
-                runtime::sleep(pause_for).await;
-                let resumed = server.resume();
-                paused.and(resumed)
-            }
-        };
-        tally
-            .chaos_windows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())[index]
-            .1 = Some(Instant::now() + CHAOS_GRACE);
-        if let Err(e) = recovered {
-            eprintln!("mcp-harness soak: chaos could not bring the server back: {e}");
-            let now = Instant::now();
-            tally.record_failure("chaos_recovery", e.to_string(), now, now);
-            tally.stop.store(true, Ordering::Relaxed);
-            return;
-        }
-    }
-}
-
-/// Live progress: a bar on a terminal, a plain line every `every` otherwise (both on stderr).
-async fn report_progress(
-    tally: Arc<Tally>,
-    started: Instant,
-    every: Duration,
-    sample_server: impl Fn(),
-) {
-    let terminal = std::io::stderr().is_terminal();
-    let bar = terminal.then(|| {
-        let bar = match (tally.total, tally.deadline) {
-            (Some(n), _) => indicatif::ProgressBar::new(n),
-            (None, Some(d)) => {
-                indicatif::ProgressBar::new(d.saturating_duration_since(started).as_secs().max(1))
-            }
-            (None, None) => indicatif::ProgressBar::no_length(),
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} {pos}/{len} {msg} [{wide_bar}]",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let tick = if terminal {
-        Duration::from_millis(250)
-    } else {
-        every.max(Duration::from_millis(100))
-    };
-    let mut last = (Instant::now(), 0u64);
-    let mut rate_window: Vec<(Instant, u64)> = Vec::new();
-    loop {
-        let stop = tally.stop.load(Ordering::Relaxed);
-        if !stop {
-            // Sleep in short steps so that the end of the run is noticed at once.
-            let until = Instant::now() + tick;
-            while Instant::now() < until && !tally.stop.load(Ordering::Relaxed) {
-                runtime::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
-            }
-        }
-        sample_server();
-        let now = Instant::now();
-        let done = tally.done();
-        rate_window.push((now, done));
-        rate_window.retain(|(t, _)| now.duration_since(*t) <= Duration::from_secs(2));
-        let (t_first, d_first) = rate_window[0];
-        let rate = if now > t_first && done > d_first {
-            (done - d_first) as f64 / now.duration_since(t_first).as_secs_f64()
-        } else if now > last.0 {
-            (done - last.1) as f64 / now.duration_since(last.0).as_secs_f64()
-        } else {
-            0.0
-        };
-        last = (now, done);
-        let p99 = tally.merged().value_at_quantile(0.99);
-        let failed = tally.failed.load(Ordering::Relaxed);
-        let unexpected = tally.unexpected.load(Ordering::Relaxed);
-        let message = format!(
-            "{rate:.0} calls/s, {failed} failures ({unexpected} unexpected), p99 {}",
-            ms(Duration::from_micros(p99))
-        );
-        match &bar {
-            Some(bar) => {
-                match tally.total {
-                    Some(_) => bar.set_position(done),
-                    None => bar.set_position(started.elapsed().as_secs()),
-                }
-                bar.set_message(format!(
-                    "{rate:.0}/s, {failed} failed ({unexpected} unexpected), p99 {}",
-                    ms(Duration::from_micros(p99))
-                ));
-            }
-            None if !stop => eprintln!(
-                "soak: {:>6.1}s {done} calls, {message}",
-                started.elapsed().as_secs_f64()
-            ),
-            None => {}
-        }
-        if stop {
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            return;
-        }
-    }
-}
-
-struct Report<'a> {
-    url: String,
-    transport: Transport,
-    spawned: bool,
-    tool: String,
-    clients: usize,
-    pool: bool,
-    max_sessions: usize,
-    cancel_rate: f64,
-    chaos: Option<(Chaos, Duration)>,
-    chaos_events: usize,
-    wall: Duration,
-    tally: &'a Tally,
-    pool_metrics: Option<PoolMetrics>,
-    harness_rss: Option<u64>,
-    server_rss: Option<u64>,
-}
-
-impl Report<'_> {
-    fn latency_ms(&self) -> (Histogram<u64>, [f64; 5]) {
-        let h = self.tally.merged();
-        let q = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        let v = if h.is_empty() {
-            [0.0; 5]
-        } else {
-            [
-                q(0.5),
-                q(0.9),
-                q(0.99),
-                h.max() as f64 / 1000.0,
-                h.mean() / 1000.0,
-            ]
-        };
-        (h, v)
-    }
-
-    fn failures_by_kind(&self, expected: bool) -> BTreeMap<&'static str, u64> {
-        self.tally
-            .failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|((_, e), _)| *e == expected)
-            .map(|((k, _), n)| (*k, *n))
-            .collect()
-    }
-
-    fn to_json(&self, code: u8) -> Value {
-        let t = self.tally;
-        let (_, [p50, p90, p99, max, mean]) = self.latency_ms();
-        let calls = t.done();
-        let failed = t.failed.load(Ordering::Relaxed);
-        let unexpected = t.unexpected.load(Ordering::Relaxed);
-        json!({
-            "ok": code == exit::OK,
-            "exit_code": code,
-            "target": {"url": self.url, "transport": self.transport.as_str(), "spawned": self.spawned},
-            "tool": self.tool,
-            "clients": self.clients,
-            "pool": self.pool,
-            "max_sessions_per_key": self.pool.then_some(self.max_sessions),
-            "cancel_rate": self.cancel_rate,
-            "calls": calls,
-            "succeeded": t.ok.load(Ordering::Relaxed),
-            "cancelled": t.cancelled.load(Ordering::Relaxed),
-            "failures": {
-                "total": failed,
-                "unexpected": unexpected,
-                "expected": failed - unexpected,
-                "by_kind": self.failures_by_kind(false),
-                "expected_by_kind": self.failures_by_kind(true),
-                "first_unexpected": *t.first_unexpected.lock().unwrap_or_else(|p| p.into_inner()),
-            },
-            "wall_time_s": self.wall.as_secs_f64(),
-            "calls_per_s": calls as f64 / self.wall.as_secs_f64().max(1e-9),
-            "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "max": max, "mean": mean},
-            "pool_metrics": self.pool_metrics.as_ref().map(|m| serde_json::to_value(m).unwrap_or(Value::Null)),
-            "peak_rss_kb": {"harness": self.harness_rss, "server": self.server_rss},
-            "chaos": self.chaos.map(|(mode, every)| json!({
-                "mode": match mode { Chaos::Kill => "kill", Chaos::Pause => "pause" },
-                "every_s": every.as_secs_f64(),
-                "events": self.chaos_events,
-            })),
-        })
-    }
-
-    fn print(&self, code: u8) {
-        let mut out = String::new();
-        let t = self.tally;
-        let (_, [p50, p90, p99, max, mean]) = self.latency_ms();
-        let calls = t.done();
-        let failed = t.failed.load(Ordering::Relaxed);
-        let unexpected = t.unexpected.load(Ordering::Relaxed);
-        let mb = |kib: Option<u64>| {
-            kib.map_or("n/a".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0))
-        };
-        let _ = writeln!(
-            out,
-            "soak of `{}` on {} ({}{})",
-            self.tool,
-            self.url,
-            self.transport,
-            if self.spawned { ", spawned" } else { "" }
-        );
-        let _ = writeln!(
-            out,
-            "  clients          {} {}",
-            self.clients,
-            if self.pool {
-                format!(
-                    "through the pool (max {} sessions per key)",
-                    self.max_sessions
-                )
-            } else {
-                "with one raw session each".to_owned()
-            }
-        );
-        let _ = writeln!(out, "  wall time        {:.1} s", self.wall.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "  calls            {calls} (succeeded {}, cancelled {})",
-            t.ok.load(Ordering::Relaxed),
-            t.cancelled.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "  calls/s          {:.0}",
-            calls as f64 / self.wall.as_secs_f64().max(1e-9)
-        );
-        let _ = writeln!(
-            out,
-            "  failures         {unexpected} unexpected, {} expected (chaos)",
-            failed - unexpected
-        );
-        for (expected, label) in [(false, "unexpected"), (true, "expected")] {
-            for (kind, n) in self.failures_by_kind(expected) {
-                let _ = writeln!(out, "    {label:<12} {kind:<18} {n}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "  latency          p50 {p50:.2} ms, p90 {p90:.2} ms, p99 {p99:.2} ms, max {max:.2} ms, mean {mean:.2} ms"
-        );
-        if let Some(m) = &self.pool_metrics {
-            let _ = writeln!(
-                out,
-                "  pool             hits {}, misses {}, hit rate {:.2}%, evictions {}, live sessions {}, breaker trips {}, health-check failures {}",
-                m.hits,
-                m.misses,
-                m.hit_rate * 100.0,
-                m.evictions,
-                m.total_active_sessions,
-                m.circuit_breaker_trips,
-                m.health_check_failures
-            );
-        }
-        if let Some((mode, every)) = self.chaos {
-            let _ = writeln!(
-                out,
-                "  chaos            {} every {every:?}: {} event(s)",
-                match mode {
-                    Chaos::Kill => "kill",
-                    Chaos::Pause => "pause",
-                },
-                self.chaos_events
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  peak RSS         harness {}, server {}",
-            mb(self.harness_rss),
-            mb(self.server_rss)
-        );
-        let first = t.first_unexpected.lock().unwrap_or_else(|p| p.into_inner());
-        for m in first.iter() {
-            let _ = writeln!(out, "  first failures   {m}");
-        }
-        let _ = writeln!(
-            out,
-            "result           {}",
-            if code == exit::OK {
-                "ok"
-            } else {
-                "FAILED: unexpected failures"
-            }
-        );
-        super::emit(&out);
     }
 }

@@ -1,0 +1,240 @@
+//! How to start a server: [`ServerSpec`], where its address comes from, when it is ready.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::transport::Transport;
+
+/// Finds a server's url in one line of its stdout.
+pub type UrlMatcher = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where the harness learns a network server's address.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum AddressSource {
+    /// The server prints `MCP_HARNESS_READY {"url": ...}` on stdout (the bundled servers do).
+    ReadyLine,
+    /// A function over each stdout line returns the url once it sees it.
+    StdoutMatch(UrlMatcher),
+    /// The server writes its port to a file; the url is `template` with `{port}` replaced.
+    PortFile {
+        /// The file the server writes the port to.
+        path: PathBuf,
+        /// For example `http://127.0.0.1:{port}/mcp`.
+        url_template: String,
+    },
+    /// The address is known in advance.
+    Fixed(String),
+}
+
+impl fmt::Debug for AddressSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressSource::ReadyLine => f.write_str("ReadyLine"),
+            AddressSource::StdoutMatch(_) => f.write_str("StdoutMatch(..)"),
+            AddressSource::PortFile { path, url_template } => f
+                .debug_struct("PortFile")
+                .field("path", path)
+                .field("url_template", url_template)
+                .finish(),
+            AddressSource::Fixed(u) => f.debug_tuple("Fixed").field(u).finish(),
+        }
+    }
+}
+
+/// When a network server counts as ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Readiness {
+    /// As soon as its address is known.
+    AddressKnown,
+    /// When a TCP connection to its address succeeds.
+    TcpConnect,
+    /// When an MCP `initialize` round trip succeeds (the default for servers not written here).
+    McpInitialize,
+}
+
+/// How to start a server: any program, in any language.
+///
+/// `{port}` in arguments and environment values is replaced by the port to use: `0` on the first
+/// start (the server picks one and reports it), the port it reported on a restart (so a restart
+/// keeps the address).
+///
+/// ```
+/// use mcp_harness::{ServerSpec, Transport};
+/// let spec = ServerSpec::new("my-python-server", "python3")
+///     .args(["-m", "my_server", "--port", "{port}"])
+///     .transport(Transport::StreamableHttp)
+///     .url_from_stdout(|line| line.strip_prefix("listening on ").map(str::to_owned));
+/// assert_eq!(spec.name(), "my-python-server");
+/// ```
+#[derive(Clone)]
+pub struct ServerSpec {
+    pub(crate) name: String,
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) env_remove: Vec<OsString>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) transport: Transport,
+    pub(crate) address: AddressSource,
+    pub(crate) readiness: Readiness,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) stop_grace: Duration,
+}
+
+/// Environment values are never shown: they carry secrets (JWT keys, bearer tokens, OAuth
+/// client secrets).
+impl fmt::Debug for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerSpec")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field(
+                "env",
+                &self
+                    .env
+                    .iter()
+                    .map(|(k, _)| (k, "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("env_remove", &self.env_remove)
+            .field("cwd", &self.cwd)
+            .field("transport", &self.transport)
+            .field("address", &self.address)
+            .field("readiness", &self.readiness)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("stop_grace", &self.stop_grace)
+            .finish()
+    }
+}
+
+impl ServerSpec {
+    /// A server named `name` (used in logs and errors) started by running `program`.
+    pub fn new(name: impl Into<String>, program: impl Into<OsString>) -> Self {
+        ServerSpec {
+            name: name.into(),
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            cwd: None,
+            transport: Transport::Stdio,
+            address: AddressSource::ReadyLine,
+            readiness: Readiness::McpInitialize,
+            startup_timeout: Duration::from_secs(15),
+            stop_grace: Duration::from_secs(2),
+        }
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the server (the value may hold a secret: it is never
+    /// logged).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Removes an inherited environment variable.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env_remove.push(key.into());
+        self
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets the transport (default: stdio).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Sets where the address comes from (default: the `MCP_HARNESS_READY` line).
+    pub fn address(mut self, source: AddressSource) -> Self {
+        self.address = source;
+        self
+    }
+
+    /// Learns the url from the first stdout line for which `f` returns `Some`.
+    pub fn url_from_stdout(
+        self,
+        f: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.address(AddressSource::StdoutMatch(Arc::new(f)))
+    }
+
+    /// Sets the readiness check (default: an MCP initialize round trip).
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    /// Sets the startup deadline (default 15 s).
+    pub fn startup_timeout(mut self, d: Duration) -> Self {
+        self.startup_timeout = d;
+        self
+    }
+
+    /// Sets how long a stop waits after SIGTERM before SIGKILL (default 2 s).
+    pub fn stop_grace(mut self, d: Duration) -> Self {
+        self.stop_grace = d;
+        self
+    }
+
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The transport.
+    pub fn transport_kind(&self) -> Transport {
+        self.transport
+    }
+
+    /// The command line for messages: program and arguments, never environment values.
+    pub fn command_line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub(super) fn command(&self, port: u16) -> std::process::Command {
+        let subst = |s: &OsString| -> OsString {
+            match s.to_str() {
+                Some(t) if t.contains("{port}") => t.replace("{port}", &port.to_string()).into(),
+                _ => s.clone(),
+            }
+        };
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(self.args.iter().map(subst));
+        for k in &self.env_remove {
+            cmd.env_remove(k);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, subst(v));
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd
+    }
+}

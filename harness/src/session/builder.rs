@@ -1,0 +1,249 @@
+//! The settings of a session ([`SessionBuilder`]) and connecting with retries.
+
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::connection::{Connection, Failure};
+use super::handle::{Session, SessionInner};
+use super::registry;
+use super::target::Target;
+use crate::auth::{Credentials, OAuth, OAuthTokens};
+use crate::errors::{Error, Result};
+use crate::runtime;
+use crate::secret::Secret;
+use crate::transport::Transport;
+
+/// The settings of a session: where it connects, as whom, and its time bounds.
+///
+/// ```no_run
+/// # mcp_harness::run(async {
+/// use std::time::Duration;
+/// use mcp_harness::{Session, Target};
+/// let alice = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+///     .name("alice")
+///     .bearer_token("alice-token")
+///     .header("x-tenant-id", "acme")
+///     .connect_attempts(5)
+///     .request_timeout(Duration::from_secs(10))
+///     .connect()
+///     .await?;
+/// alice.ping().await?;
+/// # Ok::<_, mcp_harness::Error>(()) });
+/// ```
+#[derive(Clone)]
+pub struct SessionBuilder {
+    pub(super) name: String,
+    pub(super) target: Target,
+    pub(super) bearer: Option<Secret>,
+    pub(super) headers: Vec<(String, Secret)>,
+    pub(super) oauth: Option<OAuth>,
+    pub(super) oauth_tokens: Option<Arc<OAuthTokens>>,
+    pub(super) connect_attempts: u32,
+    pub(super) initial_backoff: Duration,
+    pub(super) max_backoff: Duration,
+    pub(super) init_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    pub(super) close_timeout: Duration,
+    pub(super) stdio_exit_grace: Duration,
+    pub(super) max_in_flight: usize,
+}
+
+impl fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("name", &self.name)
+            .field("target", &self.target.describe())
+            .field("bearer", &self.bearer)
+            .field("oauth", &self.oauth.is_some())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("connect_attempts", &self.connect_attempts)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBuilder {
+    /// A session to `target`, named `anonymous` until [`name`](Self::name) is called.
+    pub fn new(target: impl Into<Target>) -> Self {
+        SessionBuilder {
+            name: "anonymous".into(),
+            target: target.into(),
+            bearer: None,
+            headers: Vec::new(),
+            oauth: None,
+            oauth_tokens: None,
+            connect_attempts: 3,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            init_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(5),
+            stdio_exit_grace: Duration::from_millis(500),
+            max_in_flight: 1024,
+        }
+    }
+
+    /// The session's name (alice, bob, ...): used in logs, errors and as the MCP client name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` (HTTP transports). The token is never logged.
+    pub fn bearer_token(mut self, token: impl Into<Secret>) -> Self {
+        self.bearer = Some(token.into());
+        self
+    }
+
+    /// Authorizes with OAuth 2.1 before connecting (HTTP transports): the headless flow of
+    /// [`authorize`](crate::authorize) runs once, then every connection of this session
+    /// sends the access token and refreshes it when it expires. Flow failures are
+    /// [`Error::OAuth`] and are not retried.
+    pub fn oauth(mut self, oauth: OAuth) -> Self {
+        self.oauth = Some(oauth);
+        self
+    }
+
+    /// Uses tokens from an earlier [`authorize`](crate::authorize) (refreshed as needed)
+    /// instead of running a flow.
+    pub fn oauth_tokens(mut self, tokens: Arc<OAuthTokens>) -> Self {
+        self.oauth_tokens = Some(tokens);
+        self
+    }
+
+    pub(super) fn credentials(&self) -> Credentials {
+        match (&self.oauth_tokens, &self.bearer) {
+            (Some(t), _) => Credentials::OAuth(t.clone()),
+            (None, Some(b)) => Credentials::Bearer(b.clone()),
+            (None, None) => Credentials::None,
+        }
+    }
+
+    /// Runs the OAuth flow, if one is configured and has not run yet.
+    async fn authorized(mut self) -> Result<Self> {
+        if let (Some(oauth), None) = (&self.oauth, &self.oauth_tokens) {
+            let url = match &self.target {
+                Target::Stdio(_) => {
+                    return Err(Error::Invalid {
+                        what: format!("OAuth of session `{}`", self.name),
+                        reason:
+                            "stdio has no HTTP to authorize; use OAuth with an HTTP or SSE target"
+                                .into(),
+                    });
+                }
+                other => other.describe(),
+            };
+            let sse = self.target.transport() == Transport::Sse;
+            let tokens =
+                crate::auth::authorize_with_headers(&url, sse, &self.headers, oauth).await?;
+            self.oauth_tokens = Some(Arc::new(tokens));
+        }
+        Ok(self)
+    }
+
+    /// Sends an extra HTTP header with every request. Values are treated as secrets in logs.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Secret>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// How many times to try to connect (refused connections and timeouts are retried with
+    /// exponential backoff; credential and protocol errors are not). Default 3.
+    pub fn connect_attempts(mut self, attempts: u32) -> Self {
+        self.connect_attempts = attempts.max(1);
+        self
+    }
+
+    /// The first retry delay, doubled after each attempt up to `max` (default 50 ms .. 2 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The bound on one connect + initialize attempt (default 10 s).
+    pub fn init_timeout(mut self, d: Duration) -> Self {
+        self.init_timeout = d;
+        self
+    }
+
+    /// The bound on each request; past it the server is sent `notifications/cancelled` and the
+    /// call fails with [`Error::Timeout`] (default 30 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// The bound on closing the session (default 5 s).
+    pub fn close_timeout(mut self, d: Duration) -> Self {
+        self.close_timeout = d;
+        self
+    }
+
+    /// How long a stdio server may take to exit after its stdin closes before it is signalled
+    /// (default 500 ms).
+    pub fn stdio_exit_grace(mut self, d: Duration) -> Self {
+        self.stdio_exit_grace = d;
+        self
+    }
+
+    /// How many HTTP requests may be in flight at once on this session (default 1024; rmcp's
+    /// own default of 16 throttles concurrent callers).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Connects and initializes, retrying retryable failures with exponential backoff.
+    ///
+    /// Each attempt runs in a fresh owner task on the shared runtime: a failed attempt cleans
+    /// up after itself (a spawned stdio server is stopped) before the next one starts.
+    pub async fn connect(self) -> Result<Session> {
+        let cfg = Arc::new(self.authorized().await?);
+        let conn = connect_with_retries(&cfg).await?;
+        let inner = Arc::new(SessionInner {
+            cfg,
+            conn: RwLock::new(conn),
+            seq: registry::next_seq(),
+        });
+        registry::register(&inner);
+        Ok(Session {
+            inner,
+            request_timeout: None,
+        })
+    }
+}
+
+pub(super) async fn connect_with_retries(cfg: &Arc<SessionBuilder>) -> Result<Arc<Connection>> {
+    let mut delay = cfg.initial_backoff;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Connection::open(cfg.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Retryable {
+                reason,
+                server_state,
+                log_tail,
+            }) => {
+                if attempt >= cfg.connect_attempts {
+                    return Err(Error::Connect {
+                        target: cfg.target.describe(),
+                        attempts: attempt,
+                        reason,
+                        server_state,
+                        log_tail,
+                    });
+                }
+                tracing::debug!(session = %cfg.name, attempt, %reason, "connect failed, retrying");
+                runtime::sleep(delay).await;
+                delay = (delay * 2).min(cfg.max_backoff);
+            }
+        }
+    }
+}

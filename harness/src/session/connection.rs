@@ -1,0 +1,231 @@
+//! One connection of a session: its owner task, the state the handles share with it, and how
+//! its failures read.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{Implementation, ServerNotification};
+use rmcp::service::{Peer, RoleClient, ServiceError};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument as _;
+
+use super::builder::SessionBuilder;
+use super::failure::{error_chain, is_auth_failure};
+use super::owner::owner_task;
+use crate::errors::{Error, Result};
+use crate::process::{ChildProcess, Server};
+use crate::runtime;
+
+// ---------------------------------------------------------------------------------------------
+// The owner task and its connection
+
+pub(super) enum ProcessRef {
+    Child(Arc<ChildProcess>),
+    Server(Server),
+}
+
+impl ProcessRef {
+    pub(super) fn describe(&self) -> String {
+        match self {
+            ProcessRef::Child(c) => c.describe(),
+            ProcessRef::Server(s) => s.describe(),
+        }
+    }
+}
+
+/// State shared between the owner task and the handles of one connection.
+pub(super) struct Shared {
+    pub(super) peer: RwLock<Option<Peer<RoleClient>>>,
+    pub(super) closed: RwLock<Option<String>>,
+    /// Taken (dropped) when the owner finishes, so that subscribers see the end.
+    pub(super) notifications: Mutex<Option<broadcast::Sender<ServerNotification>>>,
+}
+
+pub(super) type CloseReply = Box<dyn FnOnce() + Send>;
+
+pub(super) enum Command {
+    Close(CloseReply),
+}
+
+/// One connection: an owner task and what handles need to reach it.
+pub(super) struct Connection {
+    pub(super) shared: Arc<Shared>,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) owner: tokio::task::AbortHandle,
+    pub(super) server_info: Option<Implementation>,
+    pub(super) process: Option<ProcessRef>,
+}
+
+pub(super) enum Failure {
+    Retryable {
+        reason: String,
+        server_state: Option<String>,
+        log_tail: String,
+    },
+    Fatal(Error),
+}
+
+impl Connection {
+    pub(super) async fn open(
+        cfg: Arc<SessionBuilder>,
+    ) -> std::result::Result<Arc<Connection>, Failure> {
+        // Small: every pooled session carries one; slow subscribers see `Lagged` and skip ahead.
+        let (notifications, _) = broadcast::channel(64);
+        let shared = Arc::new(Shared {
+            peer: RwLock::new(None),
+            closed: RwLock::new(None),
+            notifications: Mutex::new(Some(notifications)),
+        });
+        let (commands, cmd_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let span = tracing::info_span!("mcp_session", session = %cfg.name, transport = %cfg.target.transport());
+        let owner = runtime::spawn(
+            owner_task(cfg.clone(), shared.clone(), cmd_rx, ready_tx).instrument(span),
+        );
+        match ready_rx.await {
+            Ok(Ok((server_info, process))) => Ok(Arc::new(Connection {
+                shared,
+                commands,
+                owner: owner.abort_handle(),
+                server_info,
+                process,
+            })),
+            Ok(Err(f)) => Err(f),
+            Err(_) => Err(Failure::Fatal(Error::Closed {
+                session: cfg.name.clone(),
+                method: "connect".into(),
+                reason: "the owner task ended before the session was ready".into(),
+                server_state: None,
+            })),
+        }
+    }
+
+    pub(super) fn peer(&self, session: &str, method: &str) -> Result<Peer<RoleClient>> {
+        if let Some(reason) = self
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(Error::Closed {
+                session: session.to_owned(),
+                method: method.to_owned(),
+                reason,
+                server_state: self.server_state(),
+            });
+        }
+        self.shared
+            .peer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Closed {
+                session: session.to_owned(),
+                method: method.to_owned(),
+                reason: "the session is not connected".into(),
+                server_state: self.server_state(),
+            })
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        if self
+            .shared
+            .closed
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return true;
+        }
+        match &*self.shared.peer.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(peer) => peer.is_transport_closed(),
+            None => true,
+        }
+    }
+
+    pub(super) fn server_state(&self) -> Option<String> {
+        self.process.as_ref().map(ProcessRef::describe)
+    }
+
+    pub(super) fn map_error(
+        &self,
+        session: &str,
+        method: &str,
+        e: ServiceError,
+        timeout: Duration,
+    ) -> Error {
+        match e {
+            ServiceError::McpError(e) => Error::Mcp {
+                session: session.to_owned(),
+                method: method.to_owned(),
+                code: e.code.0,
+                message: e.message.into_owned(),
+                data: e.data,
+            },
+            ServiceError::Timeout { timeout } => Error::Timeout {
+                session: session.to_owned(),
+                method: method.to_owned(),
+                after: timeout,
+                server_state: self.server_state(),
+            },
+            ServiceError::UnexpectedResponse => Error::Protocol {
+                session: session.to_owned(),
+                method: method.to_owned(),
+                detail: "the response did not match the request".into(),
+            },
+            other => {
+                let reason = error_chain(&other);
+                if is_auth_failure(&reason) {
+                    return Error::Unauthorized {
+                        target: session.to_owned(),
+                        session: session.to_owned(),
+                        reason: crate::auth::rejection_reason_from_chain(&reason, true),
+                    };
+                }
+                let _ = timeout;
+                Error::Closed {
+                    session: session.to_owned(),
+                    method: method.to_owned(),
+                    reason,
+                    server_state: self.server_state(),
+                }
+            }
+        }
+    }
+
+    /// Asks the owner to close; the future completes when it has.
+    pub(super) fn request_close(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (tx, rx) = oneshot::channel::<()>();
+        let sent = self
+            .commands
+            .send(Command::Close(Box::new(move || {
+                let _ = tx.send(());
+            })))
+            .is_ok();
+        async move {
+            if sent {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    pub(super) fn close_in_background(&self) {
+        let _ = self.commands.send(Command::Close(Box::new(|| {})));
+    }
+
+    /// Closes and waits on a plain thread (process exit), with a bound.
+    pub(super) fn close_blocking(&self, within: Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        if self
+            .commands
+            .send(Command::Close(Box::new(move || {
+                let _ = tx.send(());
+            })))
+            .is_err()
+        {
+            return true;
+        }
+        rx.recv_timeout(within).is_ok()
+    }
+}

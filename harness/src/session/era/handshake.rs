@@ -1,0 +1,106 @@
+//! The handshake era: `initialize` within a deadline, and the client side that answers the
+//! server's requests and forwards its notifications.
+
+use std::time::Duration;
+
+use rmcp::model::{
+    ClientCapabilities, Implementation, InitializeRequestParams, ServerNotification,
+};
+use rmcp::service::{
+    ClientInitializeError, NotificationContext, RequestContext, RoleClient, RunningService,
+};
+use rmcp::transport::IntoTransport;
+use tokio::sync::broadcast;
+
+use crate::runtime;
+use crate::session::failure::error_chain;
+
+/// The outcome of one `initialize` attempt: timed out, refused, or a running session.
+pub(in crate::session) type Started = std::result::Result<
+    std::result::Result<RunningService<RoleClient, ClientHandler>, ClientInitializeError>,
+    tokio::time::error::Elapsed,
+>;
+
+/// Initializes over `transport` within `bound`.
+pub(in crate::session) async fn initialize<T, E, A>(
+    handler: ClientHandler,
+    transport: T,
+    bound: Duration,
+) -> Started
+where
+    T: IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    runtime::timeout(bound, rmcp::serve_client(handler, transport)).await
+}
+
+/// One `initialize` round trip and a close: a readiness probe.
+pub(in crate::session) async fn probe<T, E, A>(transport: T) -> std::result::Result<(), String>
+where
+    T: IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let info = InitializeRequestParams::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcp-harness-readiness-probe", env!("CARGO_PKG_VERSION")),
+    );
+    match rmcp::serve_client(info, transport).await {
+        Ok(mut running) => {
+            let _ = running.close_with_timeout(Duration::from_secs(1)).await;
+            Ok(())
+        }
+        Err(e) => Err(error_chain(&e)),
+    }
+}
+
+/// Answers the server's requests and forwards its notifications to subscribers.
+pub(in crate::session) struct ClientHandler {
+    info: InitializeRequestParams,
+    notifications: broadcast::Sender<ServerNotification>,
+}
+
+impl ClientHandler {
+    /// The client `name` (a session's name), publishing notifications on `notifications`.
+    pub(in crate::session) fn new(
+        name: &str,
+        notifications: broadcast::Sender<ServerNotification>,
+    ) -> Self {
+        ClientHandler {
+            info: InitializeRequestParams::new(
+                ClientCapabilities::default(),
+                Implementation::new(name.to_owned(), env!("CARGO_PKG_VERSION")),
+            ),
+            notifications,
+        }
+    }
+}
+
+impl rmcp::Service<RoleClient> for ClientHandler {
+    async fn handle_request(
+        &self,
+        request: rmcp::model::ServerRequest,
+        _context: RequestContext<RoleClient>,
+    ) -> std::result::Result<rmcp::model::ClientResult, rmcp::ErrorData> {
+        match request {
+            rmcp::model::ServerRequest::PingRequest(_) => Ok(rmcp::model::ClientResult::empty(())),
+            _ => Err(rmcp::ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "mcp-harness test client does not handle this request",
+                None,
+            )),
+        }
+    }
+
+    async fn handle_notification(
+        &self,
+        notification: ServerNotification,
+        _context: NotificationContext<RoleClient>,
+    ) -> std::result::Result<(), rmcp::ErrorData> {
+        let _ = self.notifications.send(notification);
+        Ok(())
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        self.info.clone()
+    }
+}

@@ -1,0 +1,32 @@
+//! The session layer: sessions owned by a task. Connect, initialize, serve and close all happen
+//! in one owner task on the shared runtime; tests hold cheap [`Session`] handles that work from
+//! anywhere.
+//!
+//! - `target`, `builder`: what a session connects to and with which settings;
+//! - `handle`: [`Session`], the handle; `notifications`: what the server sent;
+//! - `connection`, `owner`: one connection's owner task and the state handles share with it;
+//! - `era/`: the lifecycle of each protocol era; `transport/`: stdio, streamable HTTP, SSE;
+//! - `registry`: every open session, closed last-opened-first at process exit;
+//! - `probe`: the MCP readiness probe handed to the process layer (and `Server::start`);
+//! - `failure`: how transport errors read.
+//!
+//! May import `auth`, `process`, `runtime`, `transport`, `errors`, `secret`. Must not import
+//! `pool` or anything above it.
+
+mod builder;
+mod connection;
+mod era;
+mod failure;
+mod handle;
+mod notifications;
+mod owner;
+mod probe;
+mod registry;
+mod target;
+mod transport;
+
+pub use builder::SessionBuilder;
+pub use handle::{Session, tool_text};
+pub use notifications::Notifications;
+pub use registry::close_all_sessions;
+pub use target::Target;

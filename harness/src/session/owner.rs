@@ -1,0 +1,176 @@
+//! The owner task: connect, initialize, serve and close a session's connection, all in one
+//! task on the shared runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::Implementation;
+use tokio::sync::{mpsc, oneshot};
+
+use super::builder::SessionBuilder;
+use super::connection::{CloseReply, Command, Failure, ProcessRef, Shared};
+use super::era::ClientHandler;
+use super::failure::{error_chain, is_auth_failure};
+use super::target::Target;
+use super::transport::{HTTP_CLIENT, sse, stdio, streamable_http};
+use crate::errors::Error;
+use crate::process::ChildProcess;
+use crate::runtime;
+use crate::transport::Transport;
+
+/// What the owner tells the connecting caller once the session is ready (or why it is not).
+pub(super) type Ready = std::result::Result<(Option<Implementation>, Option<ProcessRef>), Failure>;
+
+pub(super) async fn owner_task(
+    cfg: Arc<SessionBuilder>,
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    ready: oneshot::Sender<Ready>,
+) {
+    let handler = ClientHandler::new(
+        &cfg.name,
+        shared
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .expect("the owner is the only one that takes the sender, at its end"),
+    );
+    let target = cfg.target.describe();
+    let mut child: Option<Arc<ChildProcess>> = None;
+    let connected = match &cfg.target {
+        Target::Stdio(spec) => stdio::connect(&cfg, spec, handler)
+            .await
+            .map(|(started, proc)| {
+                child = Some(proc);
+                started
+            }),
+        // Legacy HTTP+SSE: `Target::Sse`, or a started server that speaks it.
+        _ if cfg.target.transport() == Transport::Sse => sse::connect(&cfg, handler).await,
+        _ => streamable_http::connect(&cfg, handler).await,
+    };
+    let started = match connected {
+        Ok(started) => started,
+        Err(failure) => {
+            let _ = ready.send(Err(failure));
+            return;
+        }
+    };
+    let process = match (&child, &cfg.target) {
+        (Some(c), _) => Some(ProcessRef::Child(c.clone())),
+        (None, Target::Server(s)) => Some(ProcessRef::Server(s.clone())),
+        _ => None,
+    };
+    let running = match started {
+        Ok(Ok(running)) => running,
+        Ok(Err(e)) => {
+            let reason = error_chain(&e);
+            if let Some(c) = &child {
+                c.stop(Duration::from_millis(200)).await;
+            }
+            let failure = if is_auth_failure(&reason) {
+                Failure::Fatal(Error::Unauthorized {
+                    target,
+                    session: cfg.name.clone(),
+                    reason: match &cfg.target {
+                        Target::Http(url) => {
+                            crate::auth::diagnose_refusal(
+                                &HTTP_CLIENT,
+                                url,
+                                &cfg.headers,
+                                &cfg.credentials(),
+                            )
+                            .await
+                        }
+                        Target::Server(s) => {
+                            crate::auth::diagnose_refusal(
+                                &HTTP_CLIENT,
+                                s.url(),
+                                &cfg.headers,
+                                &cfg.credentials(),
+                            )
+                            .await
+                        }
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| {
+                        crate::auth::rejection_reason_from_chain(
+                            &reason,
+                            !cfg.credentials().is_none(),
+                        )
+                    }),
+                })
+            } else {
+                Failure::Retryable {
+                    reason,
+                    server_state: process.as_ref().map(ProcessRef::describe),
+                    log_tail: child.as_ref().map(|c| c.log_tail(20)).unwrap_or_default(),
+                }
+            };
+            let _ = ready.send(Err(failure));
+            return;
+        }
+        Err(_) => {
+            if let Some(c) = &child {
+                c.stop(Duration::from_millis(200)).await;
+            }
+            let _ = ready.send(Err(Failure::Retryable {
+                reason: format!("no initialize result within {:?}", cfg.init_timeout),
+                server_state: process.as_ref().map(ProcessRef::describe),
+                log_tail: child.as_ref().map(|c| c.log_tail(20)).unwrap_or_default(),
+            }));
+            return;
+        }
+    };
+    let peer = running.peer().clone();
+    let server_info = peer.peer_info().and_then(|i| i.server_info.clone());
+    *shared.peer.write().unwrap_or_else(|p| p.into_inner()) = Some(peer);
+    let cancel = running.cancellation_token();
+    let mut waiting = Box::pin(running.waiting());
+    if ready.send(Ok((server_info, process))).is_err() {
+        // The caller gave up while we connected: close at once.
+        cancel.cancel();
+        let _ = runtime::timeout(cfg.close_timeout, &mut waiting).await;
+        finish_child(&cfg, child.as_deref()).await;
+        return;
+    }
+    tracing::debug!("session open");
+    let mut replies: Vec<CloseReply> = Vec::new();
+    let reason = tokio::select! {
+        cmd = commands.recv() => {
+            if let Some(Command::Close(reply)) = cmd {
+                replies.push(reply);
+            }
+            cancel.cancel();
+            if runtime::timeout(cfg.close_timeout, &mut waiting).await.is_err() {
+                tracing::warn!("close did not finish within {:?}; abandoning the transport", cfg.close_timeout);
+            }
+            "the session was shut down".to_owned()
+        }
+        _ = &mut waiting => "the transport closed (the server went away or closed the connection)".to_owned(),
+    };
+    *shared.closed.write().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    shared
+        .notifications
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    finish_child(&cfg, child.as_deref()).await;
+    tracing::debug!("session closed");
+    for reply in replies {
+        reply();
+    }
+    // Late close requests are answered at once; the channel ends when every handle is gone.
+    commands.close();
+    while let Some(Command::Close(reply)) = commands.recv().await {
+        reply();
+    }
+}
+
+async fn finish_child(cfg: &SessionBuilder, child: Option<&ChildProcess>) {
+    if let Some(c) = child
+        && !c.wait_exit(cfg.stdio_exit_grace).await
+    {
+        c.stop(Duration::from_millis(500)).await;
+    }
+}
