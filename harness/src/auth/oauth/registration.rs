@@ -1,0 +1,119 @@
+//! The client's credentials: pre-registered, or registered dynamically (RFC 7591).
+
+use serde_json::Value;
+
+use super::discovery::Discovery;
+use super::http::{OAUTH_HTTP, describe_oauth_error, json_body, oauth_error, send};
+use super::{OAuth, TokenEndpointAuth};
+use crate::errors::{OAuthStep, Result};
+use crate::secret::Secret;
+
+pub(super) struct ClientCredentials {
+    pub(super) id: String,
+    pub(super) secret: Option<Secret>,
+    pub(super) method: TokenEndpointAuth,
+}
+
+pub(super) async fn register(
+    d: &Discovery,
+    redirect_uri: &str,
+    scope: Option<&str>,
+    oauth: &OAuth,
+) -> Result<ClientCredentials> {
+    let step = OAuthStep::Registration;
+    if let Some(id) = &oauth.client_id {
+        if oauth.auth_method != TokenEndpointAuth::None && oauth.client_secret.is_none() {
+            return Err(oauth_error(
+                &d.issuer,
+                step,
+                format!(
+                    "pre-registered client `{id}` uses {} but no client secret was given",
+                    oauth.auth_method.as_str()
+                ),
+            ));
+        }
+        return Ok(ClientCredentials {
+            id: id.clone(),
+            secret: oauth.client_secret.clone(),
+            method: oauth.auth_method,
+        });
+    }
+    let Some(endpoint) = &d.registration_endpoint else {
+        return Err(oauth_error(
+            &d.issuer,
+            step,
+            "the authorization server offers no dynamic client registration; use OAuth::pre_registered",
+        ));
+    };
+    let wanted = match (&d.auth_methods, oauth.auth_method_chosen) {
+        (Some(supported), false) => [
+            TokenEndpointAuth::None,
+            TokenEndpointAuth::ClientSecretBasic,
+            TokenEndpointAuth::ClientSecretPost,
+        ]
+        .into_iter()
+        .find(|m| supported.iter().any(|s| s == m.as_str()))
+        .unwrap_or(oauth.auth_method),
+        _ => oauth.auth_method,
+    };
+    let mut body = serde_json::json!({
+        "client_name": oauth.client_name,
+        "redirect_uris": [redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": wanted.as_str(),
+    });
+    if let Some(s) = scope {
+        body["scope"] = Value::from(s);
+    }
+    let response = send(
+        OAUTH_HTTP.post(endpoint).json(&body),
+        endpoint,
+        step,
+        oauth.step_timeout,
+    )
+    .await?;
+    let status = response.status();
+    let doc = json_body(response, endpoint, step, oauth.step_timeout).await?;
+    if !status.is_success() {
+        return Err(oauth_error(
+            endpoint,
+            step,
+            describe_oauth_error(status, &doc),
+        ));
+    }
+    let id = doc
+        .get("client_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| oauth_error(endpoint, step, "the registration response has no client_id"))?;
+    let method = doc
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        .map(|m| {
+            TokenEndpointAuth::parse(m).ok_or_else(|| {
+                oauth_error(
+                    endpoint,
+                    step,
+                    format!("the server registered the client with unsupported token_endpoint_auth_method {m:?}"),
+                )
+            })
+        })
+        .transpose()?
+        .unwrap_or(wanted);
+    let secret = doc
+        .get("client_secret")
+        .and_then(Value::as_str)
+        .map(Secret::new);
+    if method != TokenEndpointAuth::None && secret.is_none() {
+        return Err(oauth_error(
+            endpoint,
+            step,
+            "the registration response has no client_secret for a confidential client",
+        ));
+    }
+    Ok(ClientCredentials {
+        id: id.to_owned(),
+        secret,
+        method,
+    })
+}
