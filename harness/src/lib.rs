@@ -104,11 +104,25 @@ mod layering {
         ("bundled", &["process", "transport", "secret"]),
         (
             "session",
-            &["auth", "process", "runtime", "transport", "errors", "secret"],
+            &[
+                "auth",
+                "process",
+                "runtime",
+                "transport",
+                "errors",
+                "secret",
+            ],
         ),
         (
             "pool",
-            &["session", "process", "runtime", "transport", "errors", "secret"],
+            &[
+                "session",
+                "process",
+                "runtime",
+                "transport",
+                "errors",
+                "secret",
+            ],
         ),
         ("run", &["runtime", "process"]),
     ];
@@ -136,7 +150,10 @@ mod layering {
             } else {
                 files.push(src.join(format!("{layer}.rs")));
             }
-            assert!(files.iter().all(|f| f.exists()), "layer `{layer}` has no sources");
+            assert!(
+                files.iter().all(|f| f.exists()),
+                "layer `{layer}` has no sources"
+            );
             for file in files {
                 let text = std::fs::read_to_string(&file).expect("readable source");
                 let mut names = Vec::new();

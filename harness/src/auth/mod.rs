@@ -16,8 +16,7 @@
 //!
 //! Layering: this module may import `crate::runtime`, `crate::errors`, `crate::secret` and
 //! `crate::transport`, and nothing above them: never `crate::session`, `crate::process`,
-//! `crate::pool` or the CLI. (Until `Transport` moves to `crate::transport`, `authorize`
-//! names it through the crate root; that line is marked.) `credentials` sits on `oauth` and
+//! `crate::pool` or the CLI. `credentials` sits on `oauth` and
 //! `refusal`, `oauth` on `refusal`. This file only declares the submodules and re-exports what
 //! the rest of the crate uses.
 
@@ -30,8 +29,4 @@ pub use oauth::{
     OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
 };
 pub(crate) use oauth::{OAuthHttpClient, authorize_with_headers};
-// `challenge_param` has no user outside `auth` today; re-exported so that
-// `crate::auth::challenge_param` keeps resolving as it did before the split.
-#[allow(unused_imports)]
-pub(crate) use refusal::challenge_param;
 pub(crate) use refusal::{rejection_reason, rejection_reason_from_chain};

@@ -7,9 +7,9 @@ use super::grant::authorization_code_grant;
 use super::http::oauth_error;
 use super::registration::register;
 use super::tokens::{OAuthTokens, Reauthorize, TokenState, apply_token_response};
-use crate::Transport; // layering: becomes crate::transport::Transport
 use crate::errors::{OAuthStep, Result};
 use crate::secret::Secret;
+use crate::transport::Transport;
 
 /// Runs the whole headless flow against the MCP endpoint at `resource_url` (`sse` tells
 /// how to probe it) and returns the tokens.
