@@ -12,6 +12,7 @@ mod config;
 pub(crate) mod identity;
 mod metrics;
 mod notify;
+mod request;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
 use tokio::sync::oneshot;
 
 pub use affinity::WorkerConfig;
@@ -34,128 +34,20 @@ pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
 pub use notify::{
     Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
 };
+pub use request::AcquireRequest;
+use request::PoolTarget;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 pub use store::{Claim, MemoryStore, OwnershipStore, StoreError, StoreResult};
 
 use crate::errors::{Error, Result};
-use crate::process::{ServerSpec, Transport};
+use crate::process::Transport;
 use crate::runtime;
 use crate::session::{Session, SessionBuilder, Target};
 use affinity::Affinity;
 use breaker::{Breakers, Permit};
 use metrics::{Counters, bump};
 use notify::RefreshScheduler;
-
-/// What to acquire: an upstream target plus the caller's headers, user and gateway.
-///
-/// ```
-/// use mcp_harness::pool::AcquireRequest;
-/// let req = AcquireRequest::http("http://127.0.0.1:4000/mcp")
-///     .header("authorization", "Bearer t0k3n")
-///     .header("x-tenant-id", "acme")
-///     .user("alice@example.com")
-///     .gateway("gw-1");
-/// assert_eq!(format!("{req:?}").contains("t0k3n"), false);
-/// ```
-#[derive(Clone)]
-pub struct AcquireRequest {
-    target: PoolTarget,
-    headers: HeaderMap,
-    user: Option<String>,
-    gateway_id: Option<String>,
-}
-
-#[derive(Clone)]
-enum PoolTarget {
-    Url(String, Transport),
-    Stdio(Box<ServerSpec>),
-}
-
-impl fmt::Debug for AcquireRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.target {
-            PoolTarget::Url(u, t) => format!("{t} {}", identity::safe_url(u)),
-            PoolTarget::Stdio(s) => format!("stdio {}", s.name()),
-        };
-        f.debug_struct("AcquireRequest")
-            .field("target", &target)
-            .field(
-                "headers",
-                &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            )
-            .field("user", &self.user.as_ref().map(|_| "<redacted>"))
-            .field("gateway_id", &self.gateway_id)
-            .finish()
-    }
-}
-
-impl AcquireRequest {
-    /// A streamable HTTP upstream.
-    pub fn http(url: impl Into<String>) -> Self {
-        Self::url(url, Transport::StreamableHttp)
-    }
-
-    /// An upstream at `url` over `transport` (streamable HTTP or SSE).
-    pub fn url(url: impl Into<String>, transport: Transport) -> Self {
-        AcquireRequest {
-            target: PoolTarget::Url(url.into(), transport),
-            headers: HeaderMap::new(),
-            user: None,
-            gateway_id: None,
-        }
-    }
-
-    /// A stdio upstream: each pooled session spawns `spec`.
-    pub fn stdio(spec: ServerSpec) -> Self {
-        AcquireRequest {
-            target: PoolTarget::Stdio(Box::new(spec)),
-            headers: HeaderMap::new(),
-            user: None,
-            gateway_id: None,
-        }
-    }
-
-    /// Adds a header (invalid names or values are ignored with a debug log, never an error).
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            (Ok(n), Ok(mut v)) => {
-                v.set_sensitive(true);
-                self.headers.append(n, v);
-            }
-            _ => tracing::debug!(header = name, "ignoring an invalid header"),
-        }
-        self
-    }
-
-    /// Replaces the headers.
-    pub fn headers(mut self, headers: HeaderMap) -> Self {
-        self.headers = headers;
-        self
-    }
-
-    /// The caller's user identity (hashed into the key, never stored raw).
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = Some(user.into());
-        self
-    }
-
-    /// The gateway id.
-    pub fn gateway(mut self, gateway_id: impl Into<String>) -> Self {
-        self.gateway_id = Some(gateway_id.into());
-        self
-    }
-
-    fn url_and_transport(&self) -> (String, Transport) {
-        match &self.target {
-            PoolTarget::Url(u, t) => (u.clone(), *t),
-            PoolTarget::Stdio(s) => (s.command_line(), Transport::Stdio),
-        }
-    }
-}
 
 /// A pool of MCP client sessions, shared by cheap clones.
 ///
