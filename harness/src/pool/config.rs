@@ -10,7 +10,8 @@ use super::affinity::{self, Affinity};
 use super::identity::{DEFAULT_IDENTITY_HEADERS, IdentityExtractor, IdentityRules};
 use super::metrics::Counters;
 use super::notify::{Catalog, RefreshCallback, RefreshScheduler};
-use super::{PoolInner, SessionPool, State, WorkerConfig, spawn_reaper};
+use super::state::{PoolInner, State};
+use super::{SessionPool, WorkerConfig, spawn_reaper};
 
 /// One step of the health-check chain run before reusing a session idle for longer than
 /// `health_check_interval`.

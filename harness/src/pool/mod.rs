@@ -13,13 +13,14 @@ pub(crate) mod identity;
 mod metrics;
 mod notify;
 mod request;
+mod state;
 mod store;
 mod upstream;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -36,6 +37,7 @@ pub use notify::{
     Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
 };
 pub use request::AcquireRequest;
+pub use state::SessionPool;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 pub use store::{Claim, MemoryStore, OwnershipStore, StoreError, StoreResult};
@@ -43,110 +45,10 @@ pub use store::{Claim, MemoryStore, OwnershipStore, StoreError, StoreResult};
 use crate::errors::{Error, Result};
 use crate::runtime;
 use crate::session::Session;
-use affinity::Affinity;
-use breaker::{Breakers, Permit};
-use metrics::{Counters, bump};
-use notify::RefreshScheduler;
+use breaker::Permit;
+use metrics::bump;
+use state::{Entry, Grant, KeyState, PoolInner, SlotPermit, State};
 use upstream::session_builder;
-
-/// A pool of MCP client sessions, shared by cheap clones.
-///
-/// ```no_run
-/// # mcp_harness::run(async {
-/// use mcp_harness::SessionPool;
-/// use mcp_harness::pool::AcquireRequest;
-/// let pool = SessionPool::builder().build();
-/// let req = AcquireRequest::http("http://127.0.0.1:4000/mcp").header("authorization", "Bearer t");
-/// {
-///     let session = pool.acquire(req.clone()).await?;   // a miss: creates the session
-///     session.ping().await?;
-/// }                                                      // dropped: released for reuse
-/// let again = pool.acquire(req).await?;                  // a hit
-/// assert_eq!(pool.metrics().hits, 1);
-/// # drop(again);
-/// pool.close_all().await;
-/// # Ok::<_, mcp_harness::Error>(()) });
-/// ```
-#[derive(Clone)]
-pub struct SessionPool {
-    inner: Arc<PoolInner>,
-}
-
-impl fmt::Debug for SessionPool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionPool")
-            .field("config", &self.inner.cfg)
-            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
-            .finish()
-    }
-}
-
-struct PoolInner {
-    cfg: PoolConfig,
-    affinity: Arc<Affinity>,
-    refresh: Option<Arc<RefreshScheduler>>,
-    state: Mutex<State>,
-    counters: Counters,
-    closed: AtomicBool,
-    generation: AtomicU64,
-    last_eviction: Mutex<Instant>,
-}
-
-#[derive(Default)]
-struct State {
-    keys: HashMap<PoolKey, KeyState>,
-    breakers: Breakers,
-    total_live: usize,
-    next_waiter: u64,
-}
-
-struct KeyState {
-    idle: VecDeque<Entry>,
-    busy: usize,
-    creating: usize,
-    waiters: VecDeque<(u64, oneshot::Sender<Grant>)>,
-    last_activity: Instant,
-    max: usize,
-}
-
-impl KeyState {
-    fn live(&self) -> usize {
-        self.idle.len() + self.busy + self.creating
-    }
-}
-
-struct Entry {
-    session: Session,
-    created: Instant,
-    last_used: Instant,
-    generation: u64,
-}
-
-/// What a waiter is handed: a session, or the right to create one.
-enum Grant {
-    Session(PooledSession),
-    Slot(SlotPermit),
-}
-
-/// The right to create one session for a key; dropping it unused frees the slot.
-struct SlotPermit {
-    pool: Arc<PoolInner>,
-    key: Arc<PoolKey>,
-    trial: bool,
-    armed: bool,
-}
-
-impl Drop for SlotPermit {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut st = self.pool.lock();
-            if self.trial {
-                st.breakers.trial_abandoned(&self.key.url);
-            }
-            self.pool.free_slot(&mut st, &self.key);
-        }
-    }
-}
 
 /// A session acquired from the pool: dropping it releases it for reuse;
 /// [`discard`](Self::discard) closes it instead.
@@ -206,56 +108,6 @@ impl Drop for PooledSession {
 }
 
 impl PoolInner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// A slot of `key` was freed (creation failed or abandoned, or a session closed): hand it to
-    /// the longest waiter as a right to create, else just count it free. Runs under the lock.
-    fn free_slot(self: &Arc<Self>, st: &mut State, key: &Arc<PoolKey>) {
-        let Some(ks) = st.keys.get_mut(key) else {
-            return;
-        };
-        ks.creating = ks.creating.saturating_sub(1);
-        st.total_live = st.total_live.saturating_sub(1);
-        self.offer_slot(st, key);
-    }
-
-    fn offer_slot(self: &Arc<Self>, st: &mut State, key: &Arc<PoolKey>) {
-        if self.closed() {
-            return;
-        }
-        let State {
-            keys, total_live, ..
-        } = st;
-        let Some(ks) = keys.get_mut(key) else { return };
-        while let Some((_, tx)) = ks.waiters.pop_front() {
-            ks.creating += 1;
-            *total_live += 1;
-            let permit = SlotPermit {
-                pool: self.clone(),
-                key: key.clone(),
-                trial: false,
-                armed: true,
-            };
-            match tx.send(Grant::Slot(permit)) {
-                Ok(()) => return,
-                Err(grant) => {
-                    // The waiter is gone: take the slot back without re-locking.
-                    if let Grant::Slot(mut p) = grant {
-                        p.armed = false;
-                    }
-                    ks.creating -= 1;
-                    *total_live -= 1;
-                }
-            }
-        }
-    }
-
     fn release(self: &Arc<Self>, key: &Arc<PoolKey>, mut entry: Entry, discard: bool) {
         let mut to_close = None;
         {
