@@ -12,13 +12,13 @@ mod config;
 pub(crate) mod identity;
 mod metrics;
 mod notify;
+mod pooled;
 mod request;
 mod state;
 mod store;
 mod upstream;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
 pub use notify::{
     Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
 };
+pub use pooled::PooledSession;
 pub use request::AcquireRequest;
 pub use state::SessionPool;
 #[cfg(feature = "redis")]
@@ -49,63 +50,6 @@ use breaker::Permit;
 use metrics::bump;
 use state::{Entry, Grant, KeyState, PoolInner, SlotPermit, State};
 use upstream::session_builder;
-
-/// A session acquired from the pool: dropping it releases it for reuse;
-/// [`discard`](Self::discard) closes it instead.
-///
-/// Derefs to [`Session`].
-pub struct PooledSession {
-    pool: Arc<PoolInner>,
-    // Shared, not cloned: a hit must not copy the key's four strings.
-    key: Arc<PoolKey>,
-    entry: Option<Entry>,
-    discard: bool,
-}
-
-impl fmt::Debug for PooledSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledSession")
-            .field("key", &self.key.to_string())
-            .finish()
-    }
-}
-
-impl std::ops::Deref for PooledSession {
-    type Target = Session;
-    fn deref(&self) -> &Session {
-        &self
-            .entry
-            .as_ref()
-            .expect("a PooledSession holds its entry until dropped")
-            .session
-    }
-}
-
-impl PooledSession {
-    /// The pool key this session belongs to.
-    pub fn key(&self) -> &PoolKey {
-        &self.key
-    }
-
-    /// Closes this session instead of returning it to the pool.
-    pub fn discard(mut self) {
-        self.discard = true;
-    }
-
-    fn entry(&self) -> &Entry {
-        self.entry
-            .as_ref()
-            .expect("a PooledSession holds its entry until dropped")
-    }
-}
-
-impl Drop for PooledSession {
-    fn drop(&mut self) {
-        if let Some(entry) = self.entry.take() {
-            self.pool.release(&self.key, entry, self.discard);
-        }
-    }
-}
 
 impl PoolInner {
     fn release(self: &Arc<Self>, key: &Arc<PoolKey>, mut entry: Entry, discard: bool) {
