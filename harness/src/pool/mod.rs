@@ -9,6 +9,7 @@
 mod affinity;
 mod breaker;
 mod config;
+mod health;
 pub(crate) mod identity;
 mod metrics;
 mod notify;
@@ -413,49 +414,6 @@ impl SessionPool {
             tracing::debug!(%reason, "health check failed");
         }
         healthy
-    }
-
-    async fn health_check(&self, s: &Session) -> std::result::Result<(), String> {
-        let cfg = &self.inner.cfg;
-        let bound = cfg.health_check_timeout;
-        let mut verdict = Err("every health check answered \"method not found\"".to_owned());
-        for method in &cfg.health_checks {
-            let result = match method {
-                HealthCheck::Skip => {
-                    verdict = Ok(());
-                    break;
-                }
-                HealthCheck::Ping => runtime::timeout(bound, s.ping()).await,
-                HealthCheck::ListTools => {
-                    runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await
-                }
-                HealthCheck::ListPrompts => {
-                    runtime::timeout(bound, async { s.list_prompts().await.map(drop) }).await
-                }
-                HealthCheck::ListResources => {
-                    runtime::timeout(bound, async { s.list_resources().await.map(drop) }).await
-                }
-            };
-            match result {
-                Ok(Ok(())) => {
-                    verdict = Ok(());
-                    break;
-                }
-                Ok(Err(e)) if e.mcp_code() == Some(-32601) => continue,
-                Ok(Err(e)) => return Err(format!("{method:?} failed: {e}")),
-                // Unlike the reference, a health check that times out is unhealthy.
-                Err(_) => return Err(format!("{method:?} got no answer within {bound:?}")),
-            }
-        }
-        verdict?;
-        if cfg.list_tools_probe {
-            match runtime::timeout(bound, s.list_tools()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("list_tools probe failed: {e}")),
-                Err(_) => return Err(format!("list_tools probe got no answer within {bound:?}")),
-            }
-        }
-        Ok(())
     }
 
     /// Acquires, runs `body`, and releases; a body that fails with a transport or protocol
