@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::affinity::{self, Affinity};
+use super::eviction::spawn_reaper;
 use super::identity::{DEFAULT_IDENTITY_HEADERS, IdentityExtractor, IdentityRules};
 use super::metrics::Counters;
 use super::notify::{Catalog, RefreshCallback, RefreshScheduler};
 use super::state::{PoolInner, State};
-use super::{SessionPool, WorkerConfig, spawn_reaper};
+use super::{SessionPool, WorkerConfig};
 
 /// One step of the health-check chain run before reusing a session idle for longer than
 /// `health_check_interval`.
