@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use super::SessionPool;
-use super::close_in_background;
+use super::lifecycle::close_in_background;
 use super::state::PoolInner;
 use crate::runtime;
 

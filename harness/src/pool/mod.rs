@@ -12,6 +12,7 @@ mod config;
 mod eviction;
 mod health;
 pub(crate) mod identity;
+mod lifecycle;
 mod metrics;
 mod notify;
 mod pooled;
@@ -23,7 +24,7 @@ mod upstream;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -49,6 +50,7 @@ use crate::errors::{Error, Result};
 use crate::runtime;
 use crate::session::Session;
 use breaker::Permit;
+use lifecycle::close_in_background;
 use metrics::bump;
 use state::{Entry, Grant, KeyState, PoolInner, SlotPermit, State};
 use upstream::session_builder;
@@ -105,14 +107,6 @@ impl PoolInner {
             }
         }
         close_in_background(to_close, self.cfg.cleanup_timeout);
-    }
-}
-
-fn close_in_background(session: Option<Session>, bound: Duration) {
-    if let Some(s) = session {
-        runtime::spawn(async move {
-            let _ = runtime::timeout(bound, s.shutdown()).await;
-        });
     }
 }
 
@@ -525,49 +519,6 @@ impl SessionPool {
                 .unwrap_or_default(),
             pools,
             circuit_breakers: st.breakers.snapshot(),
-        }
-    }
-
-    /// Closes every session within `cleanup_timeout` overall; afterwards every acquire fails
-    /// with [`Error::PoolClosed`]. Busy sessions are closed when released.
-    pub async fn close_all(&self) {
-        self.inner.closed.store(true, Ordering::Release);
-        let sessions = self.take_idle_sessions(true);
-        self.close_sessions(sessions).await;
-    }
-
-    /// Closes every idle session (and busy ones when released) but keeps the pool usable, for
-    /// example after rotating credentials.
-    pub async fn drain(&self) {
-        self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        let sessions = self.take_idle_sessions(false);
-        self.close_sessions(sessions).await;
-    }
-
-    fn take_idle_sessions(&self, drop_waiters: bool) -> Vec<Session> {
-        let mut st = self.inner.lock();
-        let mut out = Vec::new();
-        for ks in st.keys.values_mut() {
-            out.extend(ks.idle.drain(..).map(|e| e.session));
-            if drop_waiters {
-                ks.waiters.clear();
-            }
-        }
-        st.total_live = st.total_live.saturating_sub(out.len());
-        out
-    }
-
-    async fn close_sessions(&self, sessions: Vec<Session>) {
-        let bound = self.inner.cfg.cleanup_timeout;
-        let all = futures::future::join_all(sessions.iter().map(|s| s.shutdown()));
-        if runtime::timeout(bound, all).await.is_err() {
-            tracing::warn!(
-                count = sessions.len(),
-                "closing pooled sessions exceeded {bound:?}; aborting their owners"
-            );
-            for s in &sessions {
-                s.abort_owner();
-            }
         }
     }
 }
