@@ -23,7 +23,7 @@ mod upstream;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -447,78 +447,5 @@ impl SessionPool {
             .keys
             .get(&key)
             .map_or(0, |ks| ks.waiters.len())
-    }
-
-    /// A snapshot of the metrics.
-    pub fn metrics(&self) -> PoolMetrics {
-        let [
-            hits,
-            misses,
-            evictions,
-            health_check_failures,
-            circuit_breaker_trips,
-            pool_keys_evicted,
-            sessions_reaped,
-            anonymous_identity_count,
-        ] = self.inner.counters.load();
-        let st = self.inner.lock();
-        let pools = st
-            .keys
-            .iter()
-            .map(|(k, ks)| {
-                (
-                    k.to_string(),
-                    KeyMetrics {
-                        available: ks.idle.len(),
-                        active: ks.busy + ks.creating,
-                        max: ks.max,
-                    },
-                )
-            })
-            .collect();
-        let a = &self.inner.affinity.counters;
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (local_hits, redis_hits, affinity_misses) =
-            (load(&a.local_hits), load(&a.redis_hits), load(&a.misses));
-        let lookups = local_hits + redis_hits + affinity_misses;
-        let session_affinity = AffinityMetrics {
-            local_hits,
-            redis_hits,
-            misses: affinity_misses,
-            hit_rate: if lookups == 0 {
-                0.0
-            } else {
-                (local_hits + redis_hits) as f64 / lookups as f64
-            },
-            forwarded_requests: load(&a.forwarded_requests),
-            forwarded_failures: load(&a.forwarded_failures),
-            forwarded_timeouts: load(&a.forwarded_timeouts),
-        };
-        PoolMetrics {
-            hits,
-            misses,
-            hit_rate: if hits + misses == 0 {
-                0.0
-            } else {
-                hits as f64 / (hits + misses) as f64
-            },
-            evictions,
-            health_check_failures,
-            circuit_breaker_trips,
-            pool_keys_evicted,
-            sessions_reaped,
-            anonymous_identity_count,
-            pool_key_count: st.keys.len(),
-            total_active_sessions: st.total_live,
-            session_affinity,
-            notifications: self
-                .inner
-                .refresh
-                .as_ref()
-                .map(|r| r.metrics())
-                .unwrap_or_default(),
-            pools,
-            circuit_breakers: st.breakers.snapshot(),
-        }
     }
 }
