@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 
+use super::state::PoolInner;
 use super::store::{Claim, OwnershipStore};
-use super::{AcquireRequest, PoolInner, PoolKey, SessionPool};
+use super::{AcquireRequest, PoolKey, SessionPool};
 use crate::errors::{Error, Result};
 use crate::process::Transport;
 use crate::runtime;
