@@ -5,6 +5,30 @@
 //! fixes its defects: a released session goes to the longest waiter at once, a health-check
 //! timeout is unhealthy, a tripped circuit is half-open after its reset period, and the identity
 //! is hashed once per acquire.
+//!
+//! # Layering
+//!
+//! The pool is built on the session layer. It may import `crate::session` (sessions and their
+//! builder), `crate::process::{ServerSpec, Transport}`, `crate::runtime` (spawn, sleep,
+//! timeout) and `crate::errors`; it must not import the CLI (`crate::cli`) or the test
+//! fixtures, which sit above it.
+//!
+//! # Where things live
+//!
+//! - `config`: [`HealthCheck`], [`PoolConfig`] and [`PoolBuilder`].
+//! - `request`: [`AcquireRequest`], what to acquire.
+//! - `state`: [`SessionPool`] and its shared state: per-key idle sessions, counts, waiters and
+//!   slot permits.
+//! - `pooled`: the [`PooledSession`] guard.
+//! - `acquire`: acquire, release, validation and `with_session`.
+//! - `upstream`: how a pooled session to an upstream is built.
+//! - `health`: the health-check chain.
+//! - `eviction`: idle eviction, TTL reaping and the background reaper.
+//! - `lifecycle`: `close_all`, `drain` and closing sessions.
+//! - `metrics`: the metrics snapshot and its assembly.
+//! - `identity`: pool keys and identity hashing; `breaker`: the circuit breaker per url;
+//!   `notify`: list_changed refreshes; `affinity`: session affinity and ownership across
+//!   workers, over an ownership `store`.
 
 mod acquire;
 mod affinity;
