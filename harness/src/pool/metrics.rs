@@ -1,10 +1,12 @@
-//! The pool's metrics: a typed, serializable snapshot with the reference pool's names.
+//! The pool's metrics: a typed, serializable snapshot with the reference pool's names, the
+//! counters behind it, and its assembly ([`SessionPool::metrics`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+use super::SessionPool;
 pub use super::breaker::CircuitBreakerMetrics;
 
 /// Monotonic counters, updated without the pool lock.
@@ -108,5 +110,80 @@ impl Counters {
             self.sessions_reaped.load(Ordering::Relaxed),
             self.anonymous_identity_count.load(Ordering::Relaxed),
         ]
+    }
+}
+
+impl SessionPool {
+    /// A snapshot of the metrics.
+    pub fn metrics(&self) -> PoolMetrics {
+        let [
+            hits,
+            misses,
+            evictions,
+            health_check_failures,
+            circuit_breaker_trips,
+            pool_keys_evicted,
+            sessions_reaped,
+            anonymous_identity_count,
+        ] = self.inner.counters.load();
+        let st = self.inner.lock();
+        let pools = st
+            .keys
+            .iter()
+            .map(|(k, ks)| {
+                (
+                    k.to_string(),
+                    KeyMetrics {
+                        available: ks.idle.len(),
+                        active: ks.busy + ks.creating,
+                        max: ks.max,
+                    },
+                )
+            })
+            .collect();
+        let a = &self.inner.affinity.counters;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (local_hits, redis_hits, affinity_misses) =
+            (load(&a.local_hits), load(&a.redis_hits), load(&a.misses));
+        let lookups = local_hits + redis_hits + affinity_misses;
+        let session_affinity = AffinityMetrics {
+            local_hits,
+            redis_hits,
+            misses: affinity_misses,
+            hit_rate: if lookups == 0 {
+                0.0
+            } else {
+                (local_hits + redis_hits) as f64 / lookups as f64
+            },
+            forwarded_requests: load(&a.forwarded_requests),
+            forwarded_failures: load(&a.forwarded_failures),
+            forwarded_timeouts: load(&a.forwarded_timeouts),
+        };
+        PoolMetrics {
+            hits,
+            misses,
+            hit_rate: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+            evictions,
+            health_check_failures,
+            circuit_breaker_trips,
+            pool_keys_evicted,
+            sessions_reaped,
+            anonymous_identity_count,
+            pool_key_count: st.keys.len(),
+            total_active_sessions: st.total_live,
+            session_affinity,
+            notifications: self
+                .inner
+                .refresh
+                .as_ref()
+                .map(|r| r.metrics())
+                .unwrap_or_default(),
+            pools,
+            circuit_breakers: st.breakers.snapshot(),
+        }
     }
 }

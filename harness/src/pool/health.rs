@@ -1,0 +1,50 @@
+//! The health-check chain run before reusing a session that was idle for a while.
+
+use super::{HealthCheck, SessionPool};
+use crate::runtime;
+use crate::session::Session;
+
+impl SessionPool {
+    pub(super) async fn health_check(&self, s: &Session) -> std::result::Result<(), String> {
+        let cfg = &self.inner.cfg;
+        let bound = cfg.health_check_timeout;
+        let mut verdict = Err("every health check answered \"method not found\"".to_owned());
+        for method in &cfg.health_checks {
+            let result = match method {
+                HealthCheck::Skip => {
+                    verdict = Ok(());
+                    break;
+                }
+                HealthCheck::Ping => runtime::timeout(bound, s.ping()).await,
+                HealthCheck::ListTools => {
+                    runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await
+                }
+                HealthCheck::ListPrompts => {
+                    runtime::timeout(bound, async { s.list_prompts().await.map(drop) }).await
+                }
+                HealthCheck::ListResources => {
+                    runtime::timeout(bound, async { s.list_resources().await.map(drop) }).await
+                }
+            };
+            match result {
+                Ok(Ok(())) => {
+                    verdict = Ok(());
+                    break;
+                }
+                Ok(Err(e)) if e.mcp_code() == Some(-32601) => continue,
+                Ok(Err(e)) => return Err(format!("{method:?} failed: {e}")),
+                // Unlike the reference, a health check that times out is unhealthy.
+                Err(_) => return Err(format!("{method:?} got no answer within {bound:?}")),
+            }
+        }
+        verdict?;
+        if cfg.list_tools_probe {
+            match runtime::timeout(bound, s.list_tools()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("list_tools probe failed: {e}")),
+                Err(_) => return Err(format!("list_tools probe got no answer within {bound:?}")),
+            }
+        }
+        Ok(())
+    }
+}
