@@ -26,23 +26,22 @@
 // `unsafe` is used only for `libc::kill(pid, 0)` (see `lifecycle.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod conformance;
+mod auth;
+mod bundled;
 mod events;
-mod gate;
-mod http;
+mod handler;
 mod lifecycle;
-mod oauth;
 mod options;
-mod server;
-mod sse;
-mod time;
+mod transport;
 
 use std::{io::Write, time::Duration};
 
-pub use oauth::{OAuthClient, OAuthServerConfig};
+use auth::gate;
+pub use auth::oauth::{OAuthClient, OAuthServerConfig};
 pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
+use transport::{http, sse};
 
 /// Environment variable holding [`ServeOptions`] as JSON; see [`serve_from_env_if_requested`].
 pub const SERVE_ENV: &str = "MCP_HARNESS_SERVE";
@@ -333,7 +332,7 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
 async fn serve_stdio(opts: ServeOptions) -> Result<(), ServeError> {
     let stop = lifecycle::stop_requested(opts.watch_pid)?;
     tokio::pin!(stop);
-    let handler = server::Handler::new(server::Shared::new(opts.server, server::Mode::Stdio));
+    let handler = handler::Handler::new(handler::Shared::new(opts.server, handler::Mode::Stdio));
     let view = handler.clone();
     let ct = CancellationToken::new();
     let transport = rmcp::transport::stdio_pipes();

@@ -35,10 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ServeOptions,
-    gate::{Auth, Gate},
-    http::{App, base_url},
-    server::{AuthSubject, Handler, InitSessionId, Mode, Shared},
+    auth::gate::{Auth, Gate},
+    handler::{AuthSubject, Handler, InitSessionId, Mode, Shared},
 };
+
+use super::http::{App, base_url};
 
 /// The path of the event stream.
 pub(crate) const SSE_PATH: &str = "/sse";

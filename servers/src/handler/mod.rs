@@ -1,5 +1,5 @@
 //! The MCP handler shared by the bundled servers (the `conformance` server's tools,
-//! resources and prompts are in [`crate::conformance`]).
+//! resources and prompts are in [`crate::bundled::conformance`]).
 //!
 //! One [`Shared`] per running server holds what never changes (tool router, server
 //! config) and the process-wide statistics; one [`Handler`] per MCP session (stdio: the
@@ -39,7 +39,11 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::{Bundled, conformance, events, time};
+use crate::{
+    Bundled,
+    bundled::{conformance, fast_time as time},
+    events,
+};
 
 /// Set by the HTTP auth layer in the request extensions: who the request is from.
 #[derive(Clone, Debug)]

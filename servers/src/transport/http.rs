@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     ServeError, ServeOptions,
-    gate::{Auth, Gate},
-    server::{AuthSubject, Handler, InitSessionId, Mode, Shared},
+    auth::gate::{Auth, Gate},
+    handler::{AuthSubject, Handler, InitSessionId, Mode, Shared},
 };
 
 /// How long shutdown waits for open connections before returning anyway.

@@ -30,7 +30,7 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::server::Handler;
+use crate::handler::Handler;
 
 /// The server's `instructions`.
 pub(crate) const INSTRUCTIONS: &str = "A spec-complete MCP server for testing clients and \

@@ -24,7 +24,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{AuthMode, OAUTH_CONFIG_ENV, ServeError, gate::Reject};
+use crate::{AuthMode, OAUTH_CONFIG_ENV, ServeError, auth::gate::Reject};
 
 /// How long an authorization code stays valid.
 const CODE_TTL: Duration = Duration::from_secs(60);

@@ -14,7 +14,9 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::json;
 
-use crate::{AuthMode, BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, ServeError, oauth};
+use crate::{AuthMode, BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, ServeError};
+
+use super::oauth;
 
 /// The verified auth configuration of a running server.
 #[allow(clippy::enum_variant_names)] // `OAuth` is the name of the thing.

@@ -1,0 +1,2 @@
+pub(crate) mod gate;
+pub(crate) mod oauth;

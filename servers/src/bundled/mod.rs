@@ -1,0 +1,2 @@
+pub(crate) mod conformance;
+pub(crate) mod fast_time;

@@ -1,0 +1,2 @@
+pub(crate) mod http;
+pub(crate) mod sse;
