@@ -1,2 +1,3 @@
 pub(crate) mod gate;
 pub(crate) mod oauth;
+mod reject;
