@@ -226,7 +226,7 @@ pub async fn serve_http_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let app = http::build_app(&opts, auth, addr);
+    let app = http::build_app(&opts, bundled::server(opts.server), auth, addr);
     http::run(listener, app, shutdown).await
 }
 
@@ -264,7 +264,7 @@ pub async fn serve_sse_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let app = sse::build_app(&opts, auth, addr);
+    let app = sse::build_app(&opts, bundled::server(opts.server), auth, addr);
     http::run(listener, app, shutdown).await
 }
 
@@ -281,10 +281,14 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
+    let server = bundled::server(opts.server);
     let (app, endpoint) = if opts.transport == Transport::Sse {
-        (sse::build_app(&opts, auth, addr), sse::SSE_PATH)
+        (sse::build_app(&opts, server, auth, addr), sse::SSE_PATH)
     } else {
-        (http::build_app(&opts, auth, addr), opts.path.as_str())
+        (
+            http::build_app(&opts, server, auth, addr),
+            opts.path.as_str(),
+        )
     };
     if let Some(path) = &opts.port_file {
         lifecycle::write_port_file(path, addr.port())?;
@@ -332,7 +336,10 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
 async fn serve_stdio(opts: ServeOptions) -> Result<(), ServeError> {
     let stop = lifecycle::stop_requested(opts.watch_pid)?;
     tokio::pin!(stop);
-    let handler = handler::Handler::new(handler::Shared::new(opts.server, handler::Mode::Stdio));
+    let handler = handler::Handler::new(handler::Shared::new(
+        bundled::server(opts.server),
+        handler::Mode::Stdio,
+    ));
     let view = handler.clone();
     let ct = CancellationToken::new();
     let transport = rmcp::transport::stdio_pipes();
