@@ -14,7 +14,10 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::json;
 
-use crate::{AuthMode, BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, ServeError};
+use crate::{
+    env::{BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV},
+    options::{AuthMode, ServeError},
+};
 
 use super::{oauth, reject::Reject};
 

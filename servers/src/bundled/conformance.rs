@@ -31,8 +31,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::{
-    Bundled,
     handler::{BundledServer, Handler},
+    options::Bundled,
 };
 
 /// The server's `instructions`.

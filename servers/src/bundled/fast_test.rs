@@ -27,8 +27,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    Bundled,
     handler::{BundledServer, Handler, no_prompt, no_resource, text},
+    options::Bundled,
 };
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ErrorData {

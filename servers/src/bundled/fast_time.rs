@@ -15,8 +15,8 @@ use rmcp::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Bundled,
     handler::{BundledServer, Handler, text},
+    options::Bundled,
 };
 
 #[derive(Serialize)]

@@ -38,7 +38,7 @@ use rmcp::{
 };
 use serde_json::Value;
 
-use crate::{Bundled, events};
+use crate::{env::SUBJECT_ENV, events, options::Bundled};
 
 /// Set by the HTTP auth layer in the request extensions: who the request is from.
 #[derive(Clone, Debug)]
@@ -93,9 +93,7 @@ impl Shared {
             ))
             .with_instructions(instructions);
         let stdio_subject = match mode {
-            Mode::Stdio => std::env::var(crate::SUBJECT_ENV)
-                .ok()
-                .filter(|s| !s.is_empty()),
+            Mode::Stdio => std::env::var(SUBJECT_ENV).ok().filter(|s| !s.is_empty()),
             _ => None,
         };
         Arc::new(Self {

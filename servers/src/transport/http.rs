@@ -21,9 +21,9 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ServeError, ServeOptions,
     auth::gate::{Auth, Gate},
     handler::{AuthSubject, BundledServer, Handler, InitSessionId, Mode, Shared},
+    options::{Bundled, ServeError, ServeOptions},
 };
 
 /// How long shutdown waits for open connections before returning anyway.
@@ -220,7 +220,7 @@ pub(crate) fn build_app(
         move || Ok(Handler::new(shared.clone())),
         Arc::new(Sessions(
             LocalSessionManager::default(),
-            CloseReconnection(opts.server == crate::Bundled::Conformance),
+            CloseReconnection(opts.server == Bundled::Conformance),
         )),
         config,
     );

@@ -34,9 +34,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ServeOptions,
     auth::gate::{Auth, Gate},
     handler::{AuthSubject, BundledServer, Handler, InitSessionId, Mode, Shared},
+    options::ServeOptions,
 };
 
 use super::http::{App, base_url};

@@ -13,7 +13,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Grant, Provider, oauth_error};
+use super::provider::{Grant, Provider, oauth_error};
 
 /// How long an authorization code stays valid.
 const CODE_TTL: Duration = Duration::from_secs(60);

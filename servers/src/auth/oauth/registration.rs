@@ -11,7 +11,10 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{OAuthClient, Provider, oauth_error};
+use super::{
+    config::OAuthClient,
+    provider::{Provider, oauth_error},
+};
 
 #[derive(Deserialize)]
 struct Registration {

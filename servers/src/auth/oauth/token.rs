@@ -13,7 +13,10 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{OAuthClient, Provider, oauth_error};
+use super::{
+    config::OAuthClient,
+    provider::{Provider, oauth_error},
+};
 
 #[derive(Deserialize)]
 pub(super) struct TokenForm {
