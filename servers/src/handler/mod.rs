@@ -9,8 +9,8 @@
 //! A bundled server plugs in through [`BundledServer`]; `service` answers the MCP
 //! requests, `common_tools` holds the tools fast-test and fast-time share.
 //!
-//! Must not import `crate::bundled` (the servers import this module, never the reverse)
-//! nor `crate::transport` or `crate::auth` (they sit above it).
+//! Must not import `crate::bundled` (the servers import this module, never the reverse),
+//! `crate::transport` or `crate::auth`.
 
 // Logging is deprecated by SEP-2577 but still part of the protocol versions we serve.
 #![allow(deprecated)]
