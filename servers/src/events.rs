@@ -12,11 +12,13 @@ use std::{
 
 use serde_json::{Map, Value};
 
+use crate::env::EVENT_LOG_ENV;
+
 static LOG: OnceLock<Option<File>> = OnceLock::new();
 
 fn log_file() -> Option<&'static File> {
     LOG.get_or_init(|| {
-        let path = std::env::var_os(crate::EVENT_LOG_ENV)?;
+        let path = std::env::var_os(EVENT_LOG_ENV)?;
         if path.is_empty() {
             return None;
         }
@@ -31,7 +33,7 @@ fn log_file() -> Option<&'static File> {
                     path = %std::path::Path::new(&path).display(),
                     %error,
                     "cannot open the event log named by {}; events are not recorded",
-                    crate::EVENT_LOG_ENV
+                    EVENT_LOG_ENV
                 );
                 None
             }

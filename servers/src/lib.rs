@@ -26,26 +26,34 @@
 // `unsafe` is used only for `libc::kill(pid, 0)` (see `lifecycle.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod conformance;
+// The modules, top to bottom; each imports only from the ones below it, never from
+// this file:
+//   bundled/   the servers (fast-test, fast-time, conformance) over the handler;
+//   transport/ stdio, streamable HTTP and legacy SSE (they get the server as an argument);
+//   auth/      the credential check and the built-in OAuth server;
+//   handler/   the MCP handler every bundled server runs on;
+//   options, env, events, lifecycle: leaves.
+// `bundled` and `transport` never import each other: this file joins them.
+mod auth;
+mod bundled;
+mod env;
 mod events;
-mod gate;
-mod http;
+mod handler;
 mod lifecycle;
-mod oauth;
 mod options;
-mod server;
-mod sse;
-mod time;
+mod transport;
 
 use std::{io::Write, time::Duration};
 
-pub use oauth::{OAuthClient, OAuthServerConfig};
+use auth::gate;
+pub use auth::oauth::{OAuthClient, OAuthServerConfig};
+pub use env::{
+    BEARER_TOKENS_ENV, EVENT_LOG_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, OAUTH_CONFIG_ENV,
+    SERVE_ENV, SUBJECT_ENV,
+};
 pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
-use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
-
-/// Environment variable holding [`ServeOptions`] as JSON; see [`serve_from_env_if_requested`].
-pub const SERVE_ENV: &str = "MCP_HARNESS_SERVE";
+use transport::{http, sse, stdio};
 
 /// Start of the one line an HTTP server prints on stdout once it is listening; the rest
 /// of the line is JSON: `{"url":"http://127.0.0.1:PORT/mcp","port":PORT,"pid":PID,"transport":"http"}`.
@@ -58,28 +66,6 @@ pub const SERVE_ENV: &str = "MCP_HARNESS_SERVE";
 /// assert_eq!(json["port"], 4000);
 /// ```
 pub const READY_PREFIX: &str = "MCP_HARNESS_READY ";
-
-/// Optional path of a file the server appends lifecycle events to, one JSON object per
-/// line: `initialized` (`client`, `session_id`, `transport`), `cancelled` (`tool`,
-/// `request_id`), `session_closed` (`client`, ...); each with `pid` and `t_us`
-/// (microseconds since the UNIX epoch). Several processes may share the file.
-pub const EVENT_LOG_ENV: &str = "MCP_HARNESS_EVENT_LOG";
-
-/// The HS256 secret for [`AuthMode::Jwt`].
-pub const JWT_SECRET_ENV: &str = "MCP_HARNESS_JWT_SECRET";
-
-/// The RS256 public key (PEM, `-----BEGIN PUBLIC KEY-----`) for [`AuthMode::Jwt`]; may be set
-/// together with [`JWT_SECRET_ENV`] to accept both algorithms.
-pub const JWT_PUBLIC_KEY_ENV: &str = "MCP_HARNESS_JWT_PUBLIC_KEY";
-
-/// [`OAuthServerConfig`] as JSON for [`AuthMode::OAuth`] (unset: the defaults).
-pub const OAUTH_CONFIG_ENV: &str = "MCP_HARNESS_OAUTH_CONFIG";
-
-/// The accepted tokens for [`AuthMode::Bearer`]: `token1=subject1,token2=subject2`.
-pub const BEARER_TOKENS_ENV: &str = "MCP_HARNESS_BEARER_TOKENS";
-
-/// stdio only: the subject `whoami` reports (stdio has no headers to authenticate).
-pub const SUBJECT_ENV: &str = "MCP_HARNESS_SUBJECT";
 
 fn init_tracing() {
     // rmcp logs every JSON-RPC error response at WARN; the `error` tool makes those
@@ -131,7 +117,10 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         .map_err(ServeError::io("building the tokio runtime"))?;
     let result = runtime.block_on(async move {
         match opts.transport {
-            Transport::Stdio => serve_stdio(opts).await,
+            Transport::Stdio => {
+                let server = bundled::server(opts.server);
+                stdio::serve(opts, server).await
+            }
             Transport::Http | Transport::Sse => serve_http(opts).await,
         }
     });
@@ -227,7 +216,7 @@ pub async fn serve_http_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let app = http::build_app(&opts, auth, addr);
+    let app = http::build_app(&opts, bundled::server(opts.server), auth, addr);
     http::run(listener, app, shutdown).await
 }
 
@@ -265,7 +254,7 @@ pub async fn serve_sse_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let app = sse::build_app(&opts, auth, addr);
+    let app = sse::build_app(&opts, bundled::server(opts.server), auth, addr);
     http::run(listener, app, shutdown).await
 }
 
@@ -282,10 +271,14 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
+    let server = bundled::server(opts.server);
     let (app, endpoint) = if opts.transport == Transport::Sse {
-        (sse::build_app(&opts, auth, addr), sse::SSE_PATH)
+        (sse::build_app(&opts, server, auth, addr), sse::SSE_PATH)
     } else {
-        (http::build_app(&opts, auth, addr), opts.path.as_str())
+        (
+            http::build_app(&opts, server, auth, addr),
+            opts.path.as_str(),
+        )
     };
     if let Some(path) = &opts.port_file {
         lifecycle::write_port_file(path, addr.port())?;
@@ -328,47 +321,4 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let result = http::run(listener, app, shutdown).await;
     stopper.abort();
     result
-}
-
-async fn serve_stdio(opts: ServeOptions) -> Result<(), ServeError> {
-    let stop = lifecycle::stop_requested(opts.watch_pid)?;
-    tokio::pin!(stop);
-    let handler = server::Handler::new(server::Shared::new(opts.server, server::Mode::Stdio));
-    let view = handler.clone();
-    let ct = CancellationToken::new();
-    let transport = rmcp::transport::stdio_pipes();
-    let running = tokio::select! {
-        started = handler.serve_with_ct(transport, ct.clone()) => match started {
-            Ok(running) => running,
-            // The client went away before initializing: a normal end.
-            Err(rmcp::service::ServerInitializeError::ConnectionClosed(_)) => return Ok(()),
-            Err(error) => return Err(ServeError::Session(error.to_string())),
-        },
-        reason = &mut stop => {
-            tracing::info!(reason, "stopping before initialization");
-            ct.cancel();
-            return Ok(());
-        }
-    };
-    let waiting = running.waiting();
-    tokio::pin!(waiting);
-    tokio::select! {
-        quit = &mut waiting => {
-            if matches!(quit, Ok(rmcp::service::QuitReason::Closed)) {
-                events::record("session_closed", |o| {
-                    o.insert(
-                        "client".into(),
-                        view.client_name().map_or(serde_json::Value::Null, Into::into),
-                    );
-                    o.insert("transport".into(), "stdio".into());
-                });
-            }
-        }
-        reason = &mut stop => {
-            tracing::info!(reason, "stopping");
-            ct.cancel();
-            let _ = tokio::time::timeout(Duration::from_millis(500), &mut waiting).await;
-        }
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@ use std::{future::Future, io::Write, path::Path, time::Duration};
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::ServeError;
+use crate::options::ServeError;
 
 /// How often the watched pid is polled.
 const WATCH_INTERVAL: Duration = Duration::from_millis(150);

@@ -34,11 +34,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ServeOptions,
-    gate::{Auth, Gate},
-    http::{App, base_url},
-    server::{AuthSubject, Handler, InitSessionId, Mode, Shared},
+    auth::gate::{Auth, Gate},
+    handler::{AuthSubject, BundledServer, Handler, InitSessionId, Mode, Shared},
+    options::ServeOptions,
 };
+
+use super::http::{App, base_url};
 
 /// The path of the event stream.
 pub(crate) const SSE_PATH: &str = "/sse";
@@ -65,13 +66,18 @@ impl SseState {
     }
 }
 
-pub(crate) fn build_app(opts: &ServeOptions, auth: Auth, addr: SocketAddr) -> App {
+pub(crate) fn build_app(
+    opts: &ServeOptions,
+    server: &'static dyn BundledServer,
+    auth: Auth,
+    addr: SocketAddr,
+) -> App {
     let base = base_url(addr);
     let gate = Arc::new(Gate::new(auth, &base, SSE_PATH, opts.server.as_str()));
     let ct = CancellationToken::new();
     let state = Arc::new(SseState {
         gate: gate.clone(),
-        shared: Shared::new(opts.server, Mode::Sse),
+        shared: Shared::new(server, Mode::Sse),
         sessions: Mutex::new(HashMap::new()),
         ct: ct.clone(),
         rng: ring::rand::SystemRandom::new(),

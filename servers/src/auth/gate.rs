@@ -14,7 +14,12 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::json;
 
-use crate::{AuthMode, BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, ServeError, oauth};
+use crate::{
+    env::{BEARER_TOKENS_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV},
+    options::{AuthMode, ServeError},
+};
+
+use super::{oauth, reject::Reject};
 
 /// The verified auth configuration of a running server.
 #[allow(clippy::enum_variant_names)] // `OAuth` is the name of the thing.
@@ -24,29 +29,6 @@ pub(crate) enum Auth {
     /// One key per accepted algorithm (HS256 from a secret, RS256 from a public key).
     Jwt(Vec<(Algorithm, DecodingKey)>),
     OAuth(Arc<oauth::Provider>),
-}
-
-/// Why a request was refused. Never carries the token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reject {
-    Missing,
-    Unknown,
-    Malformed,
-    Expired,
-    /// OAuth: the token is valid but lacks a scope the resource requires (403).
-    Scope,
-}
-
-impl Reject {
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            Reject::Missing => "missing",
-            Reject::Unknown => "unknown",
-            Reject::Malformed => "malformed",
-            Reject::Expired => "expired",
-            Reject::Scope => "insufficient_scope",
-        }
-    }
 }
 
 #[derive(serde::Deserialize)]

@@ -1,10 +1,23 @@
 //! fast-time: the same answers, in the same JSON shape, as the reference Python
 //! `mcp-server-time` (`get_current_time` / `convert_time`).
+//!
+//! Its tools are `get_system_time` and `convert_time` (plus the shared `whoami` and
+//! `stats`); it has no resources or prompts.
 
 use chrono::{DateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::{OffsetComponents, Tz};
-use rmcp::ErrorData;
-use serde::Serialize;
+use rmcp::{
+    ErrorData,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    model::{CallToolResult, Prompt, Resource, ServerCapabilities},
+    schemars, tool, tool_router,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    handler::{BundledServer, Handler, text},
+    options::Bundled,
+};
 
 #[derive(Serialize)]
 struct TimeResult {
@@ -99,6 +112,95 @@ pub(crate) fn convert_time(source: &str, time: &str, target: &str) -> Result<Str
         target: describe(target, &target_time),
         time_difference,
     })
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct TimeArgs {
+    /// IANA time zone name, e.g. "Europe/Paris" or "UTC".
+    timezone: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct ConvertArgs {
+    /// IANA time zone of the given time.
+    source_timezone: String,
+    /// Time of day to convert, 24-hour "HH:MM".
+    time: String,
+    /// IANA time zone to convert to.
+    target_timezone: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Tools
+
+#[tool_router(router = time_tools, vis = "pub(crate)")]
+impl Handler {
+    /// Get the current time in a specific time zone.
+    #[tool]
+    fn get_system_time(
+        &self,
+        Parameters(TimeArgs { timezone }): Parameters<TimeArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(text(system_time(&timezone)?))
+    }
+
+    /// Convert a time ("HH:MM", today) between time zones.
+    #[tool]
+    fn convert_time(
+        &self,
+        Parameters(ConvertArgs {
+            source_timezone,
+            time: at,
+            target_timezone,
+        }): Parameters<ConvertArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(text(convert_time(&source_timezone, &at, &target_timezone)?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The server
+
+fn method_not_found(method: &str) -> ErrorData {
+    ErrorData::new(
+        rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+        format!("fast-time has no {method}: it is a tools-only server"),
+        None,
+    )
+}
+
+/// fast-time: `get_system_time`, `convert_time`, `whoami` and `stats`; tools only.
+pub(crate) struct FastTime;
+
+impl BundledServer for FastTime {
+    fn kind(&self) -> Bundled {
+        Bundled::FastTime
+    }
+
+    fn tools(&self) -> ToolRouter<Handler> {
+        Handler::time_tools() + Handler::common_tools()
+    }
+
+    fn capabilities(&self) -> ServerCapabilities {
+        ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .build()
+    }
+
+    fn instructions(&self) -> &'static str {
+        "Time and time-zone conversion (IANA names): get_system_time, convert_time; \
+                 plus whoami and stats."
+    }
+
+    fn list_resources(&self) -> Result<Vec<Resource>, ErrorData> {
+        // Like the reference mcp-server-time: a tools-only server answers -32601 here.
+        Err(method_not_found("resources/list"))
+    }
+
+    fn list_prompts(&self) -> Result<Vec<Prompt>, ErrorData> {
+        Err(method_not_found("prompts/list"))
+    }
 }
 
 #[cfg(test)]

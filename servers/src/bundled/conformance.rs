@@ -15,13 +15,13 @@ use std::{sync::Arc, time::Duration};
 use base64::{Engine as _, prelude::BASE64_STANDARD};
 use rmcp::{
     ErrorData, RoleServer,
-    handler::server::wrapper::Parameters,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{
         CallToolResult, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
         CreateMessageRequestParams, ElicitRequestParams, GetPromptRequestParams, GetPromptResult,
-        LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, Prompt,
-        PromptArgument, PromptMessage, ReadResourceResult, Reference, Resource, ResourceContents,
-        ResourceTemplate, Role, ServerCapabilities,
+        ListResourceTemplatesResult, LoggingLevel, LoggingMessageNotificationParam,
+        ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceResult,
+        Reference, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
     },
     schemars,
     service::RequestContext,
@@ -30,7 +30,10 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::server::Handler;
+use crate::{
+    handler::{BundledServer, Handler},
+    options::Bundled,
+};
 
 /// The server's `instructions`.
 pub(crate) const INSTRUCTIONS: &str = "A spec-complete MCP server for testing clients and \
@@ -51,6 +54,55 @@ pub(crate) fn capabilities() -> ServerCapabilities {
         .enable_logging()
         .enable_completions()
         .build()
+}
+
+/// The conformance server: everything below, plugged into the handler.
+pub(crate) struct Conformance;
+
+impl BundledServer for Conformance {
+    fn kind(&self) -> Bundled {
+        Bundled::Conformance
+    }
+
+    fn tools(&self) -> ToolRouter<Handler> {
+        Handler::conformance_tools()
+    }
+
+    fn capabilities(&self) -> ServerCapabilities {
+        capabilities()
+    }
+
+    fn instructions(&self) -> &'static str {
+        INSTRUCTIONS
+    }
+
+    fn list_resources(&self) -> Result<Vec<Resource>, ErrorData> {
+        Ok(resources())
+    }
+
+    fn read_resource(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+        read_resource(uri)
+    }
+
+    fn list_resource_templates(&self) -> ListResourceTemplatesResult {
+        ListResourceTemplatesResult::with_all_items(resource_templates())
+    }
+
+    fn resource_subscriptions(&self) -> bool {
+        true
+    }
+
+    fn list_prompts(&self) -> Result<Vec<Prompt>, ErrorData> {
+        Ok(prompts())
+    }
+
+    fn get_prompt(&self, request: &GetPromptRequestParams) -> Result<GetPromptResult, ErrorData> {
+        get_prompt(request)
+    }
+
+    fn complete(&self, request: &CompleteRequestParams) -> Result<CompleteResult, ErrorData> {
+        complete(request)
+    }
 }
 
 /// A 1x1 red PNG.

@@ -21,9 +21,9 @@ use rmcp::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ServeError, ServeOptions,
-    gate::{Auth, Gate},
-    server::{AuthSubject, Handler, InitSessionId, Mode, Shared},
+    auth::gate::{Auth, Gate},
+    handler::{AuthSubject, BundledServer, Handler, InitSessionId, Mode, Shared},
+    options::{Bundled, ServeError, ServeOptions},
 };
 
 /// How long shutdown waits for open connections before returning anyway.
@@ -191,13 +191,18 @@ pub(crate) fn validate_path(path: &str) -> Result<(), ServeError> {
     Ok(())
 }
 
-pub(crate) fn build_app(opts: &ServeOptions, auth: Auth, addr: SocketAddr) -> App {
+pub(crate) fn build_app(
+    opts: &ServeOptions,
+    server: &'static dyn BundledServer,
+    auth: Auth,
+    addr: SocketAddr,
+) -> App {
     let mode = if opts.stateless {
         Mode::HttpStateless
     } else {
         Mode::HttpStateful
     };
-    let shared = Shared::new(opts.server, mode);
+    let shared = Shared::new(server, mode);
     let rmcp_ct = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!opts.stateless)
@@ -215,7 +220,7 @@ pub(crate) fn build_app(opts: &ServeOptions, auth: Auth, addr: SocketAddr) -> Ap
         move || Ok(Handler::new(shared.clone())),
         Arc::new(Sessions(
             LocalSessionManager::default(),
-            CloseReconnection(opts.server == crate::Bundled::Conformance),
+            CloseReconnection(opts.server == Bundled::Conformance),
         )),
         config,
     );

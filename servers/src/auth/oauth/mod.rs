@@ -1,0 +1,48 @@
+//! A small OAuth 2.1 authorization server built into the bundled servers, as the MCP
+//! authorization spec (2025-06-18, 2025-11-25) expects one: metadata (RFC 8414 and OIDC
+//! discovery), dynamic client registration (RFC 7591) and pre-registered clients, the
+//! authorization code grant with PKCE S256, token endpoint auth `none`,
+//! `client_secret_basic` and `client_secret_post`, rotating refresh tokens and scopes.
+//!
+//! There is no login page: `/authorize` approves the configured test user at once and
+//! redirects to the client's callback, so a client can run the whole flow headless.
+//!
+//! Here: the routes. `provider` holds the [`Provider`] (configuration plus issued state),
+//! `config` the public configuration; one module per endpoint (`metadata`,
+//! `registration`, `authorize`, `token`), each importing only `provider` and `config`.
+//! Must not import the gate: the gate uses this server, not the reverse.
+
+mod authorize;
+mod config;
+mod metadata;
+mod provider;
+mod registration;
+mod token;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+pub use self::config::{OAuthClient, OAuthServerConfig};
+pub(crate) use self::provider::Provider;
+use self::{
+    authorize::authorize,
+    metadata::metadata,
+    registration::register,
+    token::{expire_tokens, token},
+};
+
+/// The authorization server's routes.
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>(provider: Arc<Provider>) -> Router<S> {
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/.well-known/openid-configuration", get(metadata))
+        .route("/register", post(register))
+        .route("/authorize", get(authorize))
+        .route("/token", post(token))
+        .route("/oauth/test/expire-tokens", post(expire_tokens))
+        .with_state(provider)
+}
