@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch};
 use super::store::{Claim, OwnershipStore};
 use super::{AcquireRequest, PoolKey};
 use crate::errors::{Error, Result};
-use crate::process::Transport;
+use crate::transport::Transport;
 
 pub(crate) use forward::start_worker;
 

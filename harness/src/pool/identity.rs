@@ -7,7 +7,7 @@ use base64::Engine as _;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use crate::process::Transport;
+use crate::transport::Transport;
 
 /// The identity headers hashed by default (names compare case-insensitively).
 pub const DEFAULT_IDENTITY_HEADERS: [&str; 6] = [

@@ -9,9 +9,9 @@
 //! # Layering
 //!
 //! The pool is built on the session layer. It may import `crate::session` (sessions and their
-//! builder), `crate::process::{ServerSpec, Transport}`, `crate::runtime` (spawn, sleep,
-//! timeout) and `crate::errors`; it must not import the CLI (`crate::cli`) or the test
-//! fixtures, which sit above it.
+//! builder), `crate::process::ServerSpec`, `crate::transport::Transport`, `crate::runtime`
+//! (spawn, sleep, timeout) and `crate::errors`; it must not import the CLI or the test
+//! fixtures, which sit above it (in other crates).
 //!
 //! # Where things live
 //!

@@ -6,7 +6,8 @@ use std::fmt;
 use http::HeaderMap;
 
 use super::identity;
-use crate::process::{ServerSpec, Transport};
+use crate::process::ServerSpec;
+use crate::transport::Transport;
 
 /// What to acquire: an upstream target plus the caller's headers, user and gateway.
 ///

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::request::PoolTarget;
 use super::{AcquireRequest, PoolConfig, PoolKey};
 use crate::errors::{Error, Result};
-use crate::process::Transport;
 use crate::session::{Session, SessionBuilder, Target};
+use crate::transport::Transport;
 
 pub(super) fn session_builder(
     cfg: &PoolConfig,

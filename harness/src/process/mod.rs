@@ -31,5 +31,3 @@ pub(crate) use child::{ChildProcess, Spawned, print_log_tails_for_failure};
 pub use readiness::READY_PREFIX;
 pub use server::Server;
 pub use spec::{AddressSource, Readiness, ServerSpec};
-// layering: the pool still names `crate::process::Transport`; it moves to `crate::transport`.
-pub(crate) use crate::transport::Transport;

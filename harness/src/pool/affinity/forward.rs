@@ -12,8 +12,8 @@ use super::WorkerConfig;
 use crate::pool::identity;
 use crate::pool::state::PoolInner;
 use crate::pool::{AcquireRequest, SessionPool};
-use crate::process::Transport;
 use crate::runtime;
+use crate::transport::Transport;
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
