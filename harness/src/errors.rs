@@ -139,6 +139,22 @@ pub enum Error {
         detail: String,
     },
 
+    /// The client and the server share no protocol version (JSON-RPC error -32022 from
+    /// `server/discover`, or a server of the other era when the session is pinned to one).
+    #[error("session `{session}` at {target}: no common protocol version: the client offered {}, the server supports {}; {hint}", .offered.join(", "), if .supported.is_empty() { "none it named".to_owned() } else { .supported.join(", ") })]
+    UnsupportedVersion {
+        /// The named session.
+        session: String,
+        /// What the session connects to.
+        target: String,
+        /// The versions the client offered.
+        offered: Vec<String>,
+        /// The versions the server said it supports (empty when it did not say).
+        supported: Vec<String>,
+        /// What to do about it.
+        hint: String,
+    },
+
     /// A process-control operation (signal, wait) failed.
     #[error("server `{server}`: cannot {action}: {reason}")]
     Process {
@@ -338,6 +354,7 @@ impl Error {
             Error::Closed { .. } => "closed",
             Error::Timeout { .. } => "timeout",
             Error::Protocol { .. } => "protocol",
+            Error::UnsupportedVersion { .. } => "unsupported_version",
             Error::Process { .. } => "process",
             Error::PoolClosed => "pool_closed",
             Error::CircuitOpen { .. } => "circuit_open",

@@ -76,7 +76,10 @@ pub use run::run;
 /// ```
 pub use mcp_harness_macros::test;
 pub use secret::Secret;
-pub use session::{Notifications, Session, SessionBuilder, Target, close_all_sessions, tool_text};
+pub use session::{
+    Era, Notifications, PROTOCOL_ENV, Protocol, Session, SessionBuilder, Target,
+    close_all_sessions, tool_text,
+};
 pub use transport::Transport;
 
 /// The `rmcp` crate this harness is built on (model types such as `CallToolResult`).

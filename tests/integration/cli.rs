@@ -235,6 +235,31 @@ fn serve_over_sse_is_checked_over_sse() {
 }
 
 #[test]
+fn check_pins_the_protocol_era_and_reports_what_was_negotiated() {
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
+    for (protocol, version, era) in [
+        ("2026-07-28", "2026-07-28", "stateless"),
+        ("2025-06-18", "2025-06-18", "handshake"),
+        ("auto", "2026-07-28", "stateless"),
+    ] {
+        let r = run(&["check", &s.url, "--protocol", protocol, "--json"]).expect(OK);
+        let j = r.json();
+        assert_eq!(j["protocol_version"], version, "{protocol}: {j}");
+        assert_eq!(j["era"], era, "{protocol}: {j}");
+    }
+    // The environment variable switches the default.
+    let r = run_with(
+        cli()
+            .args(["check", &s.url, "--json"])
+            .env("MCP_HARNESS_PROTOCOL", "stateless"),
+    )
+    .expect(OK);
+    assert_eq!(r.json()["era"], "stateless");
+    let bad = run(&["check", &s.url, "--protocol", "2026-7-28"]).expect(USAGE);
+    assert!(bad.stderr.contains("expected auto, stateless, handshake"), "{}", bad.stderr);
+}
+
+#[test]
 fn serve_conformance_serves_the_conformance_suites_tools() {
     let s = Serve::start(&["conformance", "--transport", "http"], &[]);
     let r = run(&["check", &s.url, "--call", "test_simple_text"]).expect(OK);

@@ -8,6 +8,7 @@ mod cancellation;
 mod cli;
 mod config;
 mod conformance;
+mod eras;
 mod faults;
 mod identity;
 mod notifications;

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::{TransportArg, exit, exit_code_for, ms, parse_duration, parse_header, parse_json_args};
 use mcp_harness::Error;
-use mcp_harness::{OAuth, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport};
+use mcp_harness::{
+    OAuth, Protocol, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport,
+};
 
 #[derive(clap::Args)]
 pub(super) struct CheckArgs {
@@ -61,6 +63,15 @@ pub(super) struct CheckArgs {
     /// The bound on connecting and on each request (250ms, 10s, 1m).
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     timeout: Duration,
+    /// The protocol era: auto (server/discover first, initialize as the fallback), stateless,
+    /// handshake, or a pinned version (2026-07-28, 2025-11-25, ...). Default: MCP_HARNESS_PROTOCOL,
+    /// else the handshake era at 2025-11-25.
+    #[arg(long, value_parser = parse_protocol, value_name = "PROTOCOL")]
+    protocol: Option<Protocol>,
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    s.parse::<Protocol>().map_err(|e| e.to_string())
 }
 
 /// One step of the check, as reported.
@@ -81,6 +92,8 @@ struct Report {
     target: String,
     transport: &'static str,
     server: Option<(String, String)>,
+    /// The negotiated protocol version and its era.
+    protocol: Option<(String, String)>,
     steps: Vec<Step>,
     tools: Option<Vec<Value>>,
     resources: Option<Vec<Value>>,
@@ -104,7 +117,8 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         oauth: oauth(&args),
     };
     let call = args.call.clone().map(|tool| (tool, args.args.clone()));
-    let report = mcp_harness::run(check(target, credentials, (call, args.timeout)));
+    let protocol = args.protocol.clone();
+    let report = mcp_harness::run(check(target, credentials, protocol, (call, args.timeout)));
     if args.json {
         super::emit(&format!(
             "{}\n",
@@ -192,7 +206,12 @@ struct Credentials {
 
 type Call = (Option<(String, Option<Value>)>, Duration);
 
-async fn check(target: Target, credentials: Credentials, (call, timeout): Call) -> Report {
+async fn check(
+    target: Target,
+    credentials: Credentials,
+    protocol: Option<Protocol>,
+    (call, timeout): Call,
+) -> Report {
     let mut report = Report {
         target: match &target {
             Target::Stdio(spec) => spec.command_line(),
@@ -209,6 +228,9 @@ async fn check(target: Target, credentials: Credentials, (call, timeout): Call) 
         .backoff(Duration::from_millis(100), Duration::from_millis(500))
         .init_timeout(timeout)
         .request_timeout(timeout);
+    if let Some(p) = protocol {
+        builder = builder.protocol(p);
+    }
     if let Some(t) = credentials.token {
         builder = builder.bearer_token(t);
     }
@@ -232,6 +254,7 @@ async fn check(target: Target, credentials: Credentials, (call, timeout): Call) 
         }
     };
     report.server = session.server_info().map(|i| (i.name, i.version));
+    report.protocol = Some((session.protocol_version(), session.era().to_string()));
     report.steps.push(Step {
         name: "initialize",
         outcome: Outcome::Ok(String::new()),
@@ -416,6 +439,8 @@ fn to_json(r: &Report) -> Value {
         "ok": r.code == exit::OK,
         "exit_code": r.code,
         "server": r.server.as_ref().map(|(name, version)| json!({"name": name, "version": version})),
+        "protocol_version": r.protocol.as_ref().map(|(version, _)| version),
+        "era": r.protocol.as_ref().map(|(_, era)| era),
         "steps": r.steps.iter().map(|s| {
             let (status, detail) = match &s.outcome {
                 Outcome::Ok(d) => ("ok", d.clone()),
@@ -438,6 +463,9 @@ fn print_table(r: &Report) {
     let _ = writeln!(out, "target     {} ({})", r.target, r.transport);
     if let Some((name, version)) = &r.server {
         let _ = writeln!(out, "server     {name} {version}");
+    }
+    if let Some((version, era)) = &r.protocol {
+        let _ = writeln!(out, "protocol   {version} ({era} era)");
     }
     let _ = writeln!(out);
     let _ = writeln!(

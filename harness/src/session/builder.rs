@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::connection::{Connection, Failure};
+use super::era::Protocol;
 use super::handle::{Session, SessionInner};
 use super::registry;
 use super::target::Target;
@@ -47,6 +48,13 @@ pub struct SessionBuilder {
     pub(super) close_timeout: Duration,
     pub(super) stdio_exit_grace: Duration,
     pub(super) max_in_flight: usize,
+    /// Which era to speak; `None` until [`SessionBuilder::protocol`] or [`PROTOCOL_ENV`]
+    /// decides it at connect.
+    ///
+    /// [`PROTOCOL_ENV`]: crate::PROTOCOL_ENV
+    pub(super) chosen_protocol: Option<Protocol>,
+    /// The era in use, resolved at connect.
+    pub(super) protocol: Protocol,
 }
 
 impl fmt::Debug for SessionBuilder {
@@ -84,6 +92,8 @@ impl SessionBuilder {
             close_timeout: Duration::from_secs(5),
             stdio_exit_grace: Duration::from_millis(500),
             max_in_flight: 1024,
+            chosen_protocol: None,
+            protocol: Protocol::default(),
         }
     }
 
@@ -198,12 +208,36 @@ impl SessionBuilder {
         self
     }
 
+    /// Which protocol era to speak (default: the handshake era at `2025-11-25`, or what
+    /// [`PROTOCOL_ENV`](crate::PROTOCOL_ENV) says). The connected session reports what was
+    /// negotiated: [`Session::protocol_version`], [`Session::era`].
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{Era, Protocol, Session, Target};
+    /// let s = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .protocol(Protocol::Stateless("2026-07-28".into()))
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(s.era(), Era::Stateless);
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.chosen_protocol = Some(protocol);
+        self
+    }
+
     /// Connects and initializes, retrying retryable failures with exponential backoff.
     ///
     /// Each attempt runs in a fresh owner task on the shared runtime: a failed attempt cleans
     /// up after itself (a spawned stdio server is stopped) before the next one starts.
     pub async fn connect(self) -> Result<Session> {
-        let cfg = Arc::new(self.authorized().await?);
+        let mut cfg = self.authorized().await?;
+        cfg.protocol = match cfg.chosen_protocol.clone() {
+            Some(p) => p,
+            None => Protocol::from_env()?,
+        };
+        let cfg = Arc::new(cfg);
         let conn = connect_with_retries(&cfg).await?;
         let inner = Arc::new(SessionInner {
             cfg,

@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use super::builder::SessionBuilder;
 use super::failure::{error_chain, is_auth_failure};
-use super::owner::owner_task;
+use super::owner::{Opened, owner_task};
 use crate::errors::{Error, Result};
 use crate::process::{ChildProcess, Server};
 use crate::runtime;
@@ -53,6 +53,8 @@ pub(super) struct Connection {
     pub(super) commands: mpsc::UnboundedSender<Command>,
     pub(super) owner: tokio::task::AbortHandle,
     pub(super) server_info: Option<Implementation>,
+    /// The negotiated protocol version.
+    pub(super) protocol_version: String,
     pub(super) process: Option<ProcessRef>,
 }
 
@@ -83,12 +85,17 @@ impl Connection {
             owner_task(cfg.clone(), shared.clone(), cmd_rx, ready_tx).instrument(span),
         );
         match ready_rx.await {
-            Ok(Ok((server_info, process))) => Ok(Arc::new(Connection {
+            Ok(Ok(Opened {
+                server_info,
+                process,
+                protocol_version,
+            })) => Ok(Arc::new(Connection {
                 shared,
                 commands,
                 owner: owner.abort_handle(),
                 server_info,
                 process,
+                protocol_version,
             })),
             Ok(Err(f)) => Err(f),
             Err(_) => Err(Failure::Fatal(Error::Closed {

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::builder::{SessionBuilder, connect_with_retries};
 use super::connection::{Connection, ProcessRef};
+use super::era::Era;
 use super::notifications::Notifications;
 use super::target::Target;
 use crate::errors::{Error, Result};
@@ -134,6 +135,16 @@ impl Session {
     /// The server's `serverInfo` from the initialize result.
     pub fn server_info(&self) -> Option<Implementation> {
         self.conn().server_info.clone()
+    }
+
+    /// The protocol version negotiated with the server (`2025-11-25`, `2026-07-28`, ...).
+    pub fn protocol_version(&self) -> String {
+        self.conn().protocol_version.clone()
+    }
+
+    /// The protocol era this session speaks.
+    pub fn era(&self) -> Era {
+        Era::of(&self.conn().protocol_version)
     }
 
     /// The server process behind a stdio session (its pid and state), if any.

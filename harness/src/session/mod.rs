@@ -26,6 +26,7 @@ mod target;
 mod transport;
 
 pub use builder::SessionBuilder;
+pub use era::{Era, PROTOCOL_ENV, Protocol};
 pub use handle::{Session, tool_text};
 pub use notifications::Notifications;
 pub use registry::close_all_sessions;

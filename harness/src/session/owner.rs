@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::builder::SessionBuilder;
 use super::connection::{CloseReply, Command, Failure, ProcessRef, Shared};
-use super::era::ClientHandler;
+use super::era::{ClientHandler, Protocol};
 use super::failure::{error_chain, is_auth_failure};
 use super::target::Target;
 use super::transport::{HTTP_CLIENT, sse, stdio, streamable_http};
@@ -19,7 +19,15 @@ use crate::runtime;
 use crate::transport::Transport;
 
 /// What the owner tells the connecting caller once the session is ready (or why it is not).
-pub(super) type Ready = std::result::Result<(Option<Implementation>, Option<ProcessRef>), Failure>;
+pub(super) type Ready = std::result::Result<Opened, Failure>;
+
+/// What the owner learned while opening the session.
+pub(super) struct Opened {
+    pub(super) server_info: Option<Implementation>,
+    pub(super) process: Option<ProcessRef>,
+    /// The negotiated protocol version.
+    pub(super) protocol_version: String,
+}
 
 pub(super) async fn owner_task(
     cfg: Arc<SessionBuilder>,
@@ -68,7 +76,9 @@ pub(super) async fn owner_task(
             if let Some(c) = &child {
                 c.stop(Duration::from_millis(200)).await;
             }
-            let failure = if is_auth_failure(&reason) {
+            let failure = if let Some(mismatch) = version_mismatch(&cfg, &target, &e) {
+                Failure::Fatal(mismatch)
+            } else if is_auth_failure(&reason) {
                 Failure::Fatal(Error::Unauthorized {
                     target,
                     session: cfg.name.clone(),
@@ -124,10 +134,19 @@ pub(super) async fn owner_task(
     };
     let peer = running.peer().clone();
     let server_info = peer.peer_info().and_then(|i| i.server_info.clone());
+    let protocol_version = peer
+        .peer_info()
+        .map(|i| i.protocol_version.to_string())
+        .unwrap_or_default();
     *shared.peer.write().unwrap_or_else(|p| p.into_inner()) = Some(peer);
     let cancel = running.cancellation_token();
     let mut waiting = Box::pin(running.waiting());
-    if ready.send(Ok((server_info, process))).is_err() {
+    let opened = Opened {
+        server_info,
+        process,
+        protocol_version,
+    };
+    if ready.send(Ok(opened)).is_err() {
         // The caller gave up while we connected: close at once.
         cancel.cancel();
         let _ = runtime::timeout(cfg.close_timeout, &mut waiting).await;
@@ -172,5 +191,43 @@ async fn finish_child(cfg: &SessionBuilder, child: Option<&ChildProcess>) {
         && !c.wait_exit(cfg.stdio_exit_grace).await
     {
         c.stop(Duration::from_millis(500)).await;
+    }
+}
+
+/// A failed start that is a protocol-version mismatch, as a typed error naming both sides.
+fn version_mismatch(
+    cfg: &SessionBuilder,
+    target: &str,
+    e: &rmcp::service::ClientInitializeError,
+) -> Option<Error> {
+    use rmcp::service::ClientInitializeError as Init;
+    let mismatch = |supported: Vec<String>, hint: String| Error::UnsupportedVersion {
+        session: cfg.name.clone(),
+        target: target.to_owned(),
+        offered: cfg.protocol.offered(),
+        supported,
+        hint,
+    };
+    match (e, &cfg.protocol) {
+        (
+            Init::NoCompatibleProtocolVersion {
+                server_supported, ..
+            },
+            _,
+        ) => Some(mismatch(
+            server_supported.iter().map(|v| v.to_string()).collect(),
+            "pin one of the server's versions with the session's protocol setting".into(),
+        )),
+        // A pinned stateless session whose `server/discover` got a JSON-RPC error: a
+        // handshake-era server (rmcp classifies exactly this answer as legacy).
+        (Init::JsonRpcError(data), Protocol::Stateless(_)) => Some(mismatch(
+            Vec::new(),
+            format!(
+                "the server answered `server/discover` with error {} ({}): it speaks the \
+                 handshake era; use `auto` or pin a handshake-era version",
+                data.code.0, data.message
+            ),
+        )),
+        _ => None,
     }
 }

@@ -12,6 +12,7 @@ use rmcp::service::{
 use rmcp::transport::IntoTransport;
 use tokio::sync::broadcast;
 
+use super::Protocol;
 use crate::runtime;
 use crate::session::failure::error_chain;
 
@@ -21,17 +22,27 @@ pub(in crate::session) type Started = std::result::Result<
     tokio::time::error::Elapsed,
 >;
 
-/// Initializes over `transport` within `bound`.
+/// Starts the session over `transport` within `bound`, in the era `protocol` chooses:
+/// `initialize` (handshake era), `server/discover` (stateless era), or discover first (auto).
 pub(in crate::session) async fn initialize<T, E, A>(
-    handler: ClientHandler,
+    mut handler: ClientHandler,
     transport: T,
     bound: Duration,
+    protocol: &Protocol,
 ) -> Started
 where
     T: IntoTransport<RoleClient, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    runtime::timeout(bound, rmcp::serve_client(handler, transport)).await
+    if let Protocol::Handshake(v) = protocol {
+        handler.info.protocol_version = super::version(v);
+    }
+    let lifecycle = protocol.lifecycle();
+    runtime::timeout(
+        bound,
+        rmcp::serve_client_with_lifecycle(handler, transport, lifecycle),
+    )
+    .await
 }
 
 /// One `initialize` round trip and a close: a readiness probe.
@@ -55,7 +66,7 @@ where
 
 /// Answers the server's requests and forwards its notifications to subscribers.
 pub(in crate::session) struct ClientHandler {
-    info: InitializeRequestParams,
+    pub(super) info: InitializeRequestParams,
     notifications: broadcast::Sender<ServerNotification>,
 }
 

@@ -21,6 +21,7 @@ use crate::runtime;
 use crate::secret::Secret;
 use crate::session::builder::SessionBuilder;
 use crate::session::connection::Failure;
+use crate::session::era::Protocol;
 use crate::session::era::handshake::{self, ClientHandler, Started};
 use crate::session::target::Target;
 
@@ -33,11 +34,28 @@ pub(in crate::session) async fn connect(
         Target::Server(s) => (s.url().to_owned(), Some(s.describe())),
         other => (other.describe(), None),
     };
+    if let Protocol::Stateless(v) = &cfg.protocol {
+        return Err(Failure::Fatal(Error::UnsupportedVersion {
+            session: cfg.name.clone(),
+            target: cfg.target.describe(),
+            offered: vec![v.clone()],
+            supported: Vec::new(),
+            hint: "legacy HTTP+SSE is a handshake-era transport; connect over streamable HTTP or \
+                   stdio, or pin a handshake-era version"
+                .into(),
+        }));
+    }
+    // Legacy SSE is handshake-era by definition: `auto` means `initialize` here.
     let headers = header_map(cfg).map_err(Failure::Fatal)?;
     let open = SseClientTransport::open(HTTP_CLIENT.clone(), &url, headers, cfg.credentials());
     match runtime::timeout(cfg.init_timeout, open).await {
         // The open took part of the bound; initialize gets a fresh one.
-        Ok(Ok(transport)) => Ok(handshake::initialize(handler, transport, cfg.init_timeout).await),
+        Ok(Ok(transport)) => {
+            Ok(
+                handshake::initialize(handler, transport, cfg.init_timeout, &Protocol::default())
+                    .await,
+            )
+        }
         Ok(Err(OpenError::Unauthorized(reason))) => Err(Failure::Fatal(Error::Unauthorized {
             target: cfg.target.describe(),
             session: cfg.name.clone(),

@@ -21,8 +21,12 @@ pub(in crate::session) async fn connect(
             pipes: Some(pipes),
             ..
         }) => {
-            let initialized =
-                handshake::initialize(handler, (pipes.stdout, pipes.stdin), cfg.init_timeout);
+            let initialized = handshake::initialize(
+                handler,
+                (pipes.stdout, pipes.stdin),
+                cfg.init_timeout,
+                &cfg.protocol,
+            );
             tokio::select! {
                 started = initialized => Ok((started, proc)),
                 status = proc.exited() => Err(Failure::Fatal(Error::ExitedEarly {

@@ -33,11 +33,11 @@ pub(in crate::session) async fn connect(
                 tokens: tokens.clone(),
             };
             let transport = StreamableHttpClientTransport::with_client(client, config);
-            handshake::initialize(handler, transport, cfg.init_timeout).await
+            handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
         None => {
             let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
-            handshake::initialize(handler, transport, cfg.init_timeout).await
+            handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
     })
 }
