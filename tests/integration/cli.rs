@@ -256,7 +256,11 @@ fn check_pins_the_protocol_era_and_reports_what_was_negotiated() {
     .expect(OK);
     assert_eq!(r.json()["era"], "stateless");
     let bad = run(&["check", &s.url, "--protocol", "2026-7-28"]).expect(USAGE);
-    assert!(bad.stderr.contains("expected auto, stateless, handshake"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("expected auto, stateless, handshake"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! How a transport's error reads: the cause chain in one line, and refusals told apart.
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources in one line, each cause once.
+pub(in crate::session) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {

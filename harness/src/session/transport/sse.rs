@@ -23,6 +23,7 @@ use crate::session::builder::SessionBuilder;
 use crate::session::connection::Failure;
 use crate::session::era::Protocol;
 use crate::session::era::handshake::{self, ClientHandler, Started};
+use crate::session::failure::error_chain;
 use crate::session::target::Target;
 
 /// Opens the event stream (within the init bound), then initializes (within a fresh one).
@@ -289,20 +290,6 @@ fn resolve_endpoint(base: &reqwest::Url, endpoint: &str) -> Result<reqwest::Url,
         ));
     }
     Ok(post_url)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = inner.source();
-    }
-    s
 }
 
 impl rmcp::transport::Transport<RoleClient> for SseClientTransport {
