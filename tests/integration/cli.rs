@@ -264,6 +264,46 @@ fn check_pins_the_protocol_era_and_reports_what_was_negotiated() {
 }
 
 #[test]
+fn check_answers_elicitation_and_sampling_as_told() {
+    let server = format!("{CLI} serve conformance --transport stdio");
+    let server: Vec<&str> = server.split(' ').collect();
+    let mut args = vec![
+        "check",
+        "--json",
+        "--elicit",
+        r#"{"username":"bob","email":"bob@example.com"}"#,
+        "--call",
+        "test_elicitation",
+        "--args",
+        r#"{"message":"who?"}"#,
+        "--",
+    ];
+    args.extend(&server);
+    let text = run(&args).expect(OK).json()["call"]["text"].to_string();
+    assert!(
+        text.contains("action=accept") && text.contains("bob@example.com"),
+        "{text}"
+    );
+
+    let mut args = vec![
+        "check",
+        "--json",
+        "--sample",
+        "42",
+        "--call",
+        "test_sampling",
+        "--args",
+        r#"{"prompt":"answer?"}"#,
+        "--",
+    ];
+    args.extend(&server);
+    assert_eq!(
+        run(&args).expect(OK).json()["call"]["text"],
+        "LLM response: 42"
+    );
+}
+
+#[test]
 fn serve_conformance_serves_the_conformance_suites_tools() {
     let s = Serve::start(&["conformance", "--transport", "http"], &[]);
     let r = run(&["check", &s.url, "--call", "test_simple_text"]).expect(OK);

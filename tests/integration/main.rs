@@ -4,6 +4,7 @@
 mod support;
 
 mod affinity;
+mod answers;
 mod cancellation;
 mod cli;
 mod config;

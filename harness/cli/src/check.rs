@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::{TransportArg, exit, exit_code_for, ms, parse_duration, parse_header, parse_json_args};
 use mcp_harness::Error;
 use mcp_harness::{
-    OAuth, Protocol, Secret, ServerSpec, Session, Target, TokenEndpointAuth, Transport,
+    ClientAnswers, ElicitationAnswer, OAuth, Protocol, Secret, ServerSpec, Session, Target,
+    TokenEndpointAuth, Transport,
 };
 
 #[derive(clap::Args)]
@@ -68,6 +69,27 @@ pub(super) struct CheckArgs {
     /// else the handshake era at 2025-11-25.
     #[arg(long, value_parser = parse_protocol, value_name = "PROTOCOL")]
     protocol: Option<Protocol>,
+    /// How to answer the server's elicitations: decline (the default), cancel, defaults (accept
+    /// with the schema's defaults) or a JSON object to accept with.
+    #[arg(long, value_parser = parse_elicit, value_name = "ANSWER")]
+    elicit: Option<ElicitationAnswer>,
+    /// Answer the server's sampling requests with this text (refused when not given).
+    #[arg(long, value_name = "TEXT")]
+    sample: Option<String>,
+}
+
+fn parse_elicit(s: &str) -> Result<ElicitationAnswer, String> {
+    match s.trim() {
+        "decline" => Ok(ElicitationAnswer::Decline),
+        "cancel" => Ok(ElicitationAnswer::Cancel),
+        "defaults" => Ok(ElicitationAnswer::AcceptDefaults),
+        json => match serde_json::from_str::<Value>(json) {
+            Ok(v @ Value::Object(_)) => Ok(ElicitationAnswer::Accept(v)),
+            _ => Err(format!(
+                "`{s}` is not an answer: use decline, cancel, defaults or a JSON object"
+            )),
+        },
+    }
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -117,8 +139,15 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         oauth: oauth(&args),
     };
     let call = args.call.clone().map(|tool| (tool, args.args.clone()));
-    let protocol = args.protocol.clone();
-    let report = mcp_harness::run(check(target, credentials, protocol, (call, args.timeout)));
+    let mut answers = ClientAnswers::new();
+    if let Some(a) = args.elicit.clone() {
+        answers = answers.elicitation(a);
+    }
+    if let Some(text) = args.sample.clone() {
+        answers = answers.sampling_text(text);
+    }
+    let client = (args.protocol.clone(), answers);
+    let report = mcp_harness::run(check(target, credentials, client, (call, args.timeout)));
     if args.json {
         super::emit(&format!(
             "{}\n",
@@ -209,7 +238,7 @@ type Call = (Option<(String, Option<Value>)>, Duration);
 async fn check(
     target: Target,
     credentials: Credentials,
-    protocol: Option<Protocol>,
+    (protocol, answers): (Option<Protocol>, ClientAnswers),
     (call, timeout): Call,
 ) -> Report {
     let mut report = Report {
@@ -227,7 +256,8 @@ async fn check(
         .connect_attempts(2)
         .backoff(Duration::from_millis(100), Duration::from_millis(500))
         .init_timeout(timeout)
-        .request_timeout(timeout);
+        .request_timeout(timeout)
+        .answers(answers);
     if let Some(p) = protocol {
         builder = builder.protocol(p);
     }

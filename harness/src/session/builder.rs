@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use super::answers::ClientAnswers;
 use super::connection::{Connection, Failure};
 use super::era::Protocol;
 use super::handle::{Session, SessionInner};
@@ -53,6 +54,8 @@ pub struct SessionBuilder {
     ///
     /// [`PROTOCOL_ENV`]: crate::PROTOCOL_ENV
     pub(super) chosen_protocol: Option<Protocol>,
+    /// What the client side answers when the server asks.
+    pub(super) answers: Arc<ClientAnswers>,
     /// The era in use, resolved at connect.
     pub(super) protocol: Protocol,
 }
@@ -93,6 +96,7 @@ impl SessionBuilder {
             stdio_exit_grace: Duration::from_millis(500),
             max_in_flight: 1024,
             chosen_protocol: None,
+            answers: Arc::default(),
             protocol: Protocol::default(),
         }
     }
@@ -224,6 +228,13 @@ impl SessionBuilder {
     /// ```
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.chosen_protocol = Some(protocol);
+        self
+    }
+
+    /// What the client side answers when the server asks for elicitation, sampling or roots
+    /// (default: decline, refuse, none). [`Session::asked`] shows what was asked.
+    pub fn answers(mut self, answers: ClientAnswers) -> Self {
+        self.answers = Arc::new(answers);
         self
     }
 

@@ -9,6 +9,7 @@ use rmcp::service::{Peer, RoleClient, ServiceError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument as _;
 
+use super::answers::Asked;
 use super::builder::SessionBuilder;
 use super::failure::{error_chain, is_auth_failure};
 use super::owner::{Opened, owner_task};
@@ -39,6 +40,8 @@ pub(super) struct Shared {
     pub(super) closed: RwLock<Option<String>>,
     /// Taken (dropped) when the owner finishes, so that subscribers see the end.
     pub(super) notifications: Mutex<Option<broadcast::Sender<ServerNotification>>>,
+    /// What the server asked the client side, in order.
+    pub(super) asked: Asked,
 }
 
 pub(super) type CloseReply = Box<dyn FnOnce() + Send>;
@@ -77,6 +80,7 @@ impl Connection {
             peer: RwLock::new(None),
             closed: RwLock::new(None),
             notifications: Mutex::new(Some(notifications)),
+            asked: Asked::default(),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();

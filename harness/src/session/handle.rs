@@ -137,6 +137,17 @@ impl Session {
         self.conn().server_info.clone()
     }
 
+    /// What the server asked this session's client side so far (elicitation, sampling, roots),
+    /// in order, each as `{"method": .., "params": ..}`, answered or not.
+    pub fn asked(&self) -> Vec<serde_json::Value> {
+        self.conn()
+            .shared
+            .asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The protocol version negotiated with the server (`2025-11-25`, `2026-07-28`, ...).
     pub fn protocol_version(&self) -> String {
         self.conn().protocol_version.clone()

@@ -13,6 +13,7 @@
 //! May import `auth`, `process`, `runtime`, `transport`, `errors`, `secret`. Must not import
 //! `pool` or anything above it.
 
+mod answers;
 mod builder;
 mod connection;
 mod era;
@@ -25,6 +26,7 @@ mod registry;
 mod target;
 mod transport;
 
+pub use answers::{ClientAnswers, ElicitationAnswer};
 pub use builder::SessionBuilder;
 pub use era::{Era, PROTOCOL_ENV, Protocol};
 pub use handle::{Session, tool_text};

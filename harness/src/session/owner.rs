@@ -43,6 +43,8 @@ pub(super) async fn owner_task(
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .expect("the owner is the only one that takes the sender, at its end"),
+        cfg.answers.clone(),
+        shared.asked.clone(),
     );
     let target = cfg.target.describe();
     let mut child: Option<Arc<ChildProcess>> = None;

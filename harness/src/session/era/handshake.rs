@@ -1,6 +1,7 @@
 //! The handshake era: `initialize` within a deadline, and the client side that answers the
 //! server's requests and forwards its notifications.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{
@@ -14,6 +15,7 @@ use tokio::sync::broadcast;
 
 use super::Protocol;
 use crate::runtime;
+use crate::session::answers::{Asked, ClientAnswers};
 use crate::session::failure::error_chain;
 
 /// The outcome of one `initialize` attempt: timed out, refused, or a running session.
@@ -68,6 +70,8 @@ where
 pub(in crate::session) struct ClientHandler {
     pub(super) info: InitializeRequestParams,
     notifications: broadcast::Sender<ServerNotification>,
+    answers: Arc<ClientAnswers>,
+    asked: Asked,
 }
 
 impl ClientHandler {
@@ -75,14 +79,41 @@ impl ClientHandler {
     pub(in crate::session) fn new(
         name: &str,
         notifications: broadcast::Sender<ServerNotification>,
+        answers: Arc<ClientAnswers>,
+        asked: Asked,
     ) -> Self {
+        // Servers may ask for what a client advertises (rmcp refuses the rest): advertise
+        // all three, so that a test sees every question, scripted or not.
+        let capabilities: ClientCapabilities = serde_json::from_value(serde_json::json!({
+            "elicitation": {"form": {}},
+            "sampling": {},
+            "roots": {"listChanged": false},
+        }))
+        .unwrap_or_default();
         ClientHandler {
             info: InitializeRequestParams::new(
-                ClientCapabilities::default(),
+                capabilities,
                 Implementation::new(name.to_owned(), env!("CARGO_PKG_VERSION")),
             ),
             notifications,
+            answers,
+            asked,
         }
+    }
+
+    /// Records the question and answers it as scripted.
+    fn answer<P: serde::Serialize>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> std::result::Result<serde_json::Value, rmcp::ErrorData> {
+        let params = serde_json::to_value(params).unwrap_or_default();
+        let answer = self.answers.answer(method, &params);
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(serde_json::json!({"method": method, "params": params}));
+        answer.map_err(|reason| rmcp::ErrorData::new(rmcp::model::ErrorCode(-1), reason, None))
     }
 }
 
@@ -92,8 +123,18 @@ impl rmcp::Service<RoleClient> for ClientHandler {
         request: rmcp::model::ServerRequest,
         _context: RequestContext<RoleClient>,
     ) -> std::result::Result<rmcp::model::ClientResult, rmcp::ErrorData> {
+        use rmcp::model::{ClientResult, ServerRequest};
         match request {
-            rmcp::model::ServerRequest::PingRequest(_) => Ok(rmcp::model::ClientResult::empty(())),
+            ServerRequest::PingRequest(_) => Ok(ClientResult::empty(())),
+            ServerRequest::ElicitRequest(r) => Ok(ClientResult::ElicitResult(parse(
+                self.answer("elicitation/create", &r.params)?,
+            )?)),
+            ServerRequest::CreateMessageRequest(r) => Ok(ClientResult::CreateMessageResult(parse(
+                self.answer("sampling/createMessage", &r.params)?,
+            )?)),
+            ServerRequest::ListRootsRequest(_) => Ok(ClientResult::ListRootsResult(parse(
+                self.answer("roots/list", &serde_json::Value::Null)?,
+            )?)),
             _ => Err(rmcp::ErrorData::new(
                 rmcp::model::ErrorCode::METHOD_NOT_FOUND,
                 "mcp-harness test client does not handle this request",
@@ -114,4 +155,13 @@ impl rmcp::Service<RoleClient> for ClientHandler {
     fn get_info(&self) -> InitializeRequestParams {
         self.info.clone()
     }
+}
+
+/// A scripted answer as rmcp's result type.
+fn parse<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+) -> std::result::Result<T, rmcp::ErrorData> {
+    serde_json::from_value(v).map_err(|e| {
+        rmcp::ErrorData::internal_error(format!("a scripted answer does not fit: {e}"), None)
+    })
 }
