@@ -132,3 +132,34 @@ fn unknown_oauth_auth_method_names_file_line_and_key() {
     assert_eq!(key, "clients.x.oauth.auth_method");
     assert!(message.contains("carrier"), "{message}");
 }
+
+#[test]
+fn servers_and_clients_choose_their_protocol_era() {
+    let cfg = parse(
+        "[servers.modern]\ncommand = [\"srv\"]\nprotocol = \"2026-07-28\"\n\n\
+         [clients.alice]\nserver = \"modern\"\n\n\
+         [clients.bob]\nserver = \"modern\"\nprotocol = \"auto\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.servers["modern"].protocol,
+        Some(mcp_harness::Protocol::Stateless("2026-07-28".into()))
+    );
+    assert_eq!(cfg.client("alice").unwrap().protocol, None);
+    assert_eq!(
+        cfg.client("bob").unwrap().protocol,
+        Some(mcp_harness::Protocol::Auto)
+    );
+}
+
+#[test]
+fn unknown_protocol_names_file_line_and_key() {
+    let (line, key, message) =
+        invalid("[clients.alice]\nserver = \"fast-test\"\nprotocol = \"2026-7-28\"\n");
+    assert_eq!(line, 3);
+    assert_eq!(key, "clients.alice.protocol");
+    assert!(
+        message.contains("2026-7-28") && message.contains("auto, stateless, handshake"),
+        "{message}"
+    );
+}
