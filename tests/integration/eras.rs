@@ -27,6 +27,7 @@ async fn fast_test(transport: Transport) -> (Target, Option<Server>) {
 #[rstest]
 #[case::stdio(Transport::Stdio)]
 #[case::streamable_http(Transport::StreamableHttp)]
+#[case::sse(Transport::Sse)]
 #[mcp_harness::test]
 async fn a_pinned_handshake_version_is_the_one_offered_and_reported(#[case] transport: Transport) {
     let (target, _server) = fast_test(transport).await;

@@ -46,16 +46,18 @@ pub(in crate::session) async fn connect(
                 .into(),
         }));
     }
-    // Legacy SSE is handshake-era by definition: `auto` means `initialize` here.
+    // Legacy SSE is handshake-era by definition: `auto` means `initialize` here, and a pinned
+    // handshake version is offered as pinned.
+    let protocol = match &cfg.protocol {
+        Protocol::Auto => Protocol::default(),
+        pinned => pinned.clone(),
+    };
     let headers = header_map(cfg).map_err(Failure::Fatal)?;
     let open = SseClientTransport::open(HTTP_CLIENT.clone(), &url, headers, cfg.credentials());
     match runtime::timeout(cfg.init_timeout, open).await {
         // The open took part of the bound; initialize gets a fresh one.
         Ok(Ok(transport)) => {
-            Ok(
-                handshake::initialize(handler, transport, cfg.init_timeout, &Protocol::default())
-                    .await,
-            )
+            Ok(handshake::initialize(handler, transport, cfg.init_timeout, &protocol).await)
         }
         Ok(Err(OpenError::Unauthorized(reason))) => Err(Failure::Fatal(Error::Unauthorized {
             target: cfg.target.describe(),
