@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::answers::ClientAnswers;
 use super::connection::{Connection, Failure};
-use super::era::Protocol;
+use super::era::{PROTOCOL_ENV, Protocol};
 use super::handle::{Session, SessionInner};
 use super::registry;
 use super::target::Target;
@@ -246,7 +246,19 @@ impl SessionBuilder {
         let mut cfg = self.authorized().await?;
         cfg.protocol = match cfg.chosen_protocol.clone() {
             Some(p) => p,
-            None => Protocol::from_env()?,
+            // A suite switched to the stateless era by the environment still tests its legacy
+            // HTTP+SSE sessions: that transport exists only in the handshake era, so they keep
+            // the default (a stateless pin set on the session itself is refused instead).
+            None => match Protocol::from_env()? {
+                Protocol::Stateless(v) if cfg.target.transport() == Transport::Sse => {
+                    tracing::info!(
+                        "{PROTOCOL_ENV}={v} does not apply to legacy HTTP+SSE: speaking the \
+                         handshake era"
+                    );
+                    Protocol::default()
+                }
+                p => p,
+            },
         };
         let cfg = Arc::new(cfg);
         let conn = connect_with_retries(&cfg).await?;

@@ -56,6 +56,8 @@ pub(super) struct Connection {
     pub(super) commands: mpsc::UnboundedSender<Command>,
     pub(super) owner: tokio::task::AbortHandle,
     pub(super) server_info: Option<Implementation>,
+    /// What the server advertised (initialize or discover result).
+    pub(super) capabilities: rmcp::model::ServerCapabilities,
     /// The negotiated protocol version.
     pub(super) protocol_version: String,
     pub(super) process: Option<ProcessRef>,
@@ -91,6 +93,7 @@ impl Connection {
         match ready_rx.await {
             Ok(Ok(Opened {
                 server_info,
+                capabilities,
                 process,
                 protocol_version,
             })) => Ok(Arc::new(Connection {
@@ -98,6 +101,7 @@ impl Connection {
                 commands,
                 owner: owner.abort_handle(),
                 server_info,
+                capabilities,
                 process,
                 protocol_version,
             })),

@@ -137,6 +137,21 @@ impl Session {
         self.conn().server_info.clone()
     }
 
+    /// What the server advertised it can do (from its `initialize` or `server/discover`
+    /// result): a test, or `check`, asks only for what is there.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// # let session: mcp_harness::Session = unimplemented!();
+    /// if session.server_capabilities().resources.is_some() {
+    ///     session.list_resources().await?;
+    /// }
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn server_capabilities(&self) -> rmcp::model::ServerCapabilities {
+        self.conn().capabilities.clone()
+    }
+
     /// What the server asked this session's client side so far (elicitation, sampling, roots),
     /// in order, each as `{"method": .., "params": ..}`, answered or not.
     pub fn asked(&self) -> Vec<serde_json::Value> {

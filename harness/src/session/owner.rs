@@ -24,6 +24,7 @@ pub(super) type Ready = std::result::Result<Opened, Failure>;
 /// What the owner learned while opening the session.
 pub(super) struct Opened {
     pub(super) server_info: Option<Implementation>,
+    pub(super) capabilities: rmcp::model::ServerCapabilities,
     pub(super) process: Option<ProcessRef>,
     /// The negotiated protocol version.
     pub(super) protocol_version: String,
@@ -136,6 +137,10 @@ pub(super) async fn owner_task(
     };
     let peer = running.peer().clone();
     let server_info = peer.peer_info().and_then(|i| i.server_info.clone());
+    let capabilities = peer
+        .peer_info()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
     let protocol_version = peer
         .peer_info()
         .map(|i| i.protocol_version.to_string())
@@ -145,6 +150,7 @@ pub(super) async fn owner_task(
     let mut waiting = Box::pin(running.waiting());
     let opened = Opened {
         server_info,
+        capabilities,
         process,
         protocol_version,
     };
