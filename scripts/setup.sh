@@ -23,9 +23,10 @@ fi
 # The CLI scenarios (tests/integration/cli.rs) check MCP servers nobody here wrote: the official
 # Python SDK (a FastMCP/MCPServer script in tests/fixtures/) and the TypeScript SDK's example
 # server. Both installs are skipped when already present.
-if ! python3 -c 'import mcp.server.mcpserver' >/dev/null 2>&1; then
+# 2.3 is the first to serve MCP 2026-07-28 (tests/integration/stateless.rs).
+if ! python3 -c "import importlib.metadata as m, sys; v = tuple(int(x) for x in m.version('mcp').split('.')[:2]); sys.exit(0 if (2, 3) <= v < (3, 0) else 1)" >/dev/null 2>&1; then
   echo "setup: installing the MCP Python SDK (pip: mcp)" >&2
-  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'mcp>=2,<3')
+  pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'mcp>=2.3,<3')
   # Debian's own python3 refuses global installs (PEP 668) unless told.
   "${pip_install[@]}" || "${pip_install[@]}" --break-system-packages
 fi

@@ -155,6 +155,36 @@ pub enum Error {
         hint: String,
     },
 
+    /// The server asked the client something during a request (an `input_required` round of
+    /// the stateless era) that the session's scripted answers do not cover.
+    #[error(
+        "session `{session}`: `{method}`: the server asked for `{asked}` and the client has no answer: {reason}"
+    )]
+    Unanswered {
+        /// The named session.
+        session: String,
+        /// The request that was being answered.
+        method: String,
+        /// What the server asked for (`sampling/createMessage`, ...).
+        asked: String,
+        /// Why there is no answer, and how to script one.
+        reason: String,
+    },
+
+    /// The server kept answering a request with `input_required` past the session's round
+    /// bound (see `SessionBuilder::max_input_rounds`).
+    #[error("session `{session}`: `{method}`: still no result after {rounds} `input_required` round(s) (last asked: {}); the server keeps asking: fix it, or raise the session's max_input_rounds", if .last_asked.is_empty() { "nothing, only a requestState".to_owned() } else { .last_asked.join(", ") })]
+    InputRounds {
+        /// The named session.
+        session: String,
+        /// The request's method.
+        method: String,
+        /// How many rounds were answered.
+        rounds: usize,
+        /// What the last round asked for.
+        last_asked: Vec<String>,
+    },
+
     /// A process-control operation (signal, wait) failed.
     #[error("server `{server}`: cannot {action}: {reason}")]
     Process {
@@ -355,6 +385,8 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Protocol { .. } => "protocol",
             Error::UnsupportedVersion { .. } => "unsupported_version",
+            Error::Unanswered { .. } => "unanswered",
+            Error::InputRounds { .. } => "input_rounds",
             Error::Process { .. } => "process",
             Error::PoolClosed => "pool_closed",
             Error::CircuitOpen { .. } => "circuit_open",

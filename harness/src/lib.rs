@@ -77,8 +77,8 @@ pub use run::run;
 pub use mcp_harness_macros::test;
 pub use secret::Secret;
 pub use session::{
-    ClientAnswers, ElicitationAnswer, Era, Notifications, PROTOCOL_ENV, Protocol, Session,
-    SessionBuilder, Target, close_all_sessions, tool_text,
+    ClientAnswers, ElicitationAnswer, Era, Listing, LogLevel, Notifications, PROTOCOL_ENV,
+    Protocol, Session, SessionBuilder, Target, close_all_sessions, tool_text,
 };
 pub use transport::Transport;
 

@@ -715,7 +715,7 @@ fn available(what: &str, probe: &mut StdCommand) -> bool {
 
 fn python_sdk() -> bool {
     available(
-        "the MCP Python SDK (pip install 'mcp>=2,<3')",
+        "the MCP Python SDK (pip install 'mcp>=2.3,<3')",
         StdCommand::new("python3").args(["-c", "import mcp"]),
     )
 }

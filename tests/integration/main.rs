@@ -15,5 +15,6 @@ mod identity;
 mod notifications;
 mod pool;
 mod runtime;
+mod stateless;
 mod teardown;
 mod transports;

@@ -1007,7 +1007,7 @@ fn require_python_sdk(imports: &str) {
         .is_ok_and(|s| s.success());
     assert!(
         available,
-        "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2,<3')"
+        "python3 with the `mcp` 2.x SDK is not installed: run scripts/setup.sh (pip install 'mcp>=2.3,<3')"
     );
 }
 

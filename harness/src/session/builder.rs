@@ -56,6 +56,10 @@ pub struct SessionBuilder {
     pub(super) chosen_protocol: Option<Protocol>,
     /// What the client side answers when the server asks.
     pub(super) answers: Arc<ClientAnswers>,
+    /// The bound on `input_required` rounds per request (stateless era).
+    pub(super) max_input_rounds: usize,
+    /// Whether a stateless-era session opens `subscriptions/listen`.
+    pub(super) listen: bool,
     /// The era in use, resolved at connect.
     pub(super) protocol: Protocol,
 }
@@ -97,6 +101,8 @@ impl SessionBuilder {
             max_in_flight: 1024,
             chosen_protocol: None,
             answers: Arc::default(),
+            max_input_rounds: super::rounds::DEFAULT_MAX_ROUNDS,
+            listen: true,
             protocol: Protocol::default(),
         }
     }
@@ -238,6 +244,50 @@ impl SessionBuilder {
         self
     }
 
+    /// How many `input_required` rounds one request may take in the stateless era before it
+    /// fails with [`Error::InputRounds`] (default 10, as in the official SDKs). Each round
+    /// answers the server's questions from [`answers`](Self::answers) and sends the request
+    /// again; the request timeout bounds all rounds together.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{Error, Protocol, Session, Target};
+    /// let s = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .protocol(Protocol::Stateless("2026-07-28".into()))
+    ///     .max_input_rounds(3)
+    ///     .connect()
+    ///     .await?;
+    /// let err = s.call_tool("ask_forever", serde_json::json!({})).await.unwrap_err();
+    /// assert!(matches!(err, Error::InputRounds { rounds: 3, .. }));
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn max_input_rounds(mut self, rounds: usize) -> Self {
+        self.max_input_rounds = rounds.max(1);
+        self
+    }
+
+    /// Whether a stateless-era session listens for the server's list_changed notifications and
+    /// resource updates (default: yes, when the server advertises any). The stream is opened
+    /// with `subscriptions/listen` before `connect` returns, so [`Session::notifications`] sees
+    /// everything sent after it. A session that needs no notifications can save the stream
+    /// (a pool of many sessions, say). The handshake era is not affected.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{Protocol, Session, Target};
+    /// let quiet = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .protocol(Protocol::Stateless("2026-07-28".into()))
+    ///     .listen(false)
+    ///     .connect()
+    ///     .await?;
+    /// assert_eq!(quiet.listen_id(), None);
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn listen(mut self, on: bool) -> Self {
+        self.listen = on;
+        self
+    }
+
     /// Connects and initializes, retrying retryable failures with exponential backoff.
     ///
     /// Each attempt runs in a fresh owner task on the shared runtime: a failed attempt cleans
@@ -266,11 +316,13 @@ impl SessionBuilder {
             cfg,
             conn: RwLock::new(conn),
             seq: registry::next_seq(),
+            log_level: RwLock::new(None),
         });
         registry::register(&inner);
         Ok(Session {
             inner,
             request_timeout: None,
+            log_level: None,
         })
     }
 }

@@ -42,12 +42,21 @@ pub(super) struct Shared {
     pub(super) notifications: Mutex<Option<broadcast::Sender<ServerNotification>>>,
     /// What the server asked the client side, in order.
     pub(super) asked: Asked,
+    /// The id of the open `subscriptions/listen` stream (stateless era).
+    pub(super) listen_id: RwLock<Option<String>>,
 }
 
 pub(super) type CloseReply = Box<dyn FnOnce() + Send>;
 
 pub(super) enum Command {
     Close(CloseReply),
+    /// Subscribe to (`on`) or unsubscribe from a resource's updates on the listen stream
+    /// (stateless era); answered once the server acknowledged the new filter.
+    Listen {
+        uri: String,
+        on: bool,
+        reply: oneshot::Sender<std::result::Result<(), String>>,
+    },
 }
 
 /// One connection: an owner task and what handles need to reach it.
@@ -83,6 +92,7 @@ impl Connection {
             closed: RwLock::new(None),
             notifications: Mutex::new(Some(notifications)),
             asked: Asked::default(),
+            listen_id: RwLock::new(None),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -7,7 +7,6 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, CustomNotification,
     CustomRequest, GetPromptRequest, GetPromptRequestParams, GetPromptResult, Implementation,
-    ListPromptsRequest, ListResourcesRequest, ListToolsRequest, PaginatedRequestParams,
     PingRequest, Prompt, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResult,
     Resource, ServerResult, Tool,
 };
@@ -17,7 +16,8 @@ use tokio::sync::broadcast;
 use super::builder::{SessionBuilder, connect_with_retries};
 use super::connection::{Connection, ProcessRef};
 use super::era::Era;
-use super::notifications::Notifications;
+use super::notifications::{LogLevel, Notifications};
+use super::rounds;
 use super::target::Target;
 use crate::errors::{Error, Result};
 use crate::runtime;
@@ -51,12 +51,17 @@ pub struct Session {
     pub(super) inner: Arc<SessionInner>,
     /// This handle's request timeout, when it differs from the builder's.
     pub(super) request_timeout: Option<Duration>,
+    /// This handle's log level for its requests (stateless era), when it differs from the
+    /// session's.
+    pub(super) log_level: Option<LogLevel>,
 }
 
 pub(super) struct SessionInner {
     pub(super) cfg: Arc<SessionBuilder>,
     pub(super) conn: RwLock<Arc<Connection>>,
     pub(super) seq: u64,
+    /// The log level every request carries (stateless era), set by `set_log_level`.
+    pub(super) log_level: RwLock<Option<LogLevel>>,
 }
 
 impl Drop for SessionInner {
@@ -111,7 +116,17 @@ impl Session {
         Session {
             inner: self.inner.clone(),
             request_timeout: Some(d),
+            log_level: self.log_level,
         }
+    }
+
+    /// The log level this handle's requests carry, if any.
+    pub(super) fn log_level(&self) -> Option<LogLevel> {
+        self.log_level.or(*self
+            .inner
+            .log_level
+            .read()
+            .unwrap_or_else(|p| p.into_inner()))
     }
 
     fn request_timeout(&self) -> Duration {
@@ -124,7 +139,7 @@ impl Session {
         self.inner.cfg.target.transport()
     }
 
-    fn conn(&self) -> Arc<Connection> {
+    pub(super) fn conn(&self) -> Arc<Connection> {
         self.inner
             .conn
             .read()
@@ -249,6 +264,38 @@ impl Session {
         Ok(())
     }
 
+    /// JSON-RPC error -32022 (the server does not support the request's protocol version),
+    /// as the typed error that names both sides.
+    fn version_error(&self, e: Error, conn: &Connection) -> Error {
+        match e {
+            Error::Mcp {
+                code: -32022,
+                message,
+                data,
+                ..
+            } => Error::UnsupportedVersion {
+                session: self.name().to_owned(),
+                target: self.inner.cfg.target.describe(),
+                offered: vec![conn.protocol_version.clone()],
+                supported: data
+                    .as_ref()
+                    .and_then(|d| d.get("supported"))
+                    .and_then(|v| v.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                hint: format!(
+                    "the server refused a request with error -32022 ({message}); pin one of \
+                     its versions with the session's protocol setting"
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// Sends `ping`.
     pub async fn ping(&self) -> Result<()> {
         self.send("ping", ClientRequest::PingRequest(PingRequest::default()))
@@ -258,15 +305,7 @@ impl Session {
 
     /// Lists the server's tools (all pages).
     pub async fn list_tools(&self) -> Result<Vec<Tool>> {
-        self.list_all(
-            "tools/list",
-            |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param_opt(p)),
-            |r| match r {
-                ServerResult::ListToolsResult(r) => Ok((r.tools, r.next_cursor)),
-                other => Err(Box::new(other)),
-            },
-        )
-        .await
+        Ok(self.tools_listing().await?.items)
     }
 
     /// Calls a tool with JSON object arguments (`serde_json::json!({...})`, or `null` for none).
@@ -303,15 +342,7 @@ impl Session {
 
     /// Lists the server's resources (all pages).
     pub async fn list_resources(&self) -> Result<Vec<Resource>> {
-        self.list_all(
-            "resources/list",
-            |p| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param_opt(p)),
-            |r| match r {
-                ServerResult::ListResourcesResult(r) => Ok((r.resources, r.next_cursor)),
-                other => Err(Box::new(other)),
-            },
-        )
-        .await
+        Ok(self.resources_listing().await?.items)
     }
 
     /// Reads a resource.
@@ -327,39 +358,7 @@ impl Session {
 
     /// Lists the server's prompts (all pages).
     pub async fn list_prompts(&self) -> Result<Vec<Prompt>> {
-        self.list_all(
-            "prompts/list",
-            |p| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param_opt(p)),
-            |r| match r {
-                ServerResult::ListPromptsResult(r) => Ok((r.prompts, r.next_cursor)),
-                other => Err(Box::new(other)),
-            },
-        )
-        .await
-    }
-
-    /// Follows `nextCursor` until the last page of a `*/list` method.
-    async fn list_all<T>(
-        &self,
-        method: &str,
-        request: impl Fn(Option<PaginatedRequestParams>) -> ClientRequest,
-        page: impl Fn(ServerResult) -> std::result::Result<(Vec<T>, Option<String>), Box<ServerResult>>,
-    ) -> Result<Vec<T>> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            match page(self.send(method, request(params)).await?) {
-                Ok((items, next)) => {
-                    out.extend(items);
-                    match next {
-                        Some(c) => cursor = Some(c),
-                        None => return Ok(out),
-                    }
-                }
-                Err(other) => return Err(self.unexpected(method, &other)),
-            }
-        }
+        Ok(self.prompts_listing().await?.items)
     }
 
     /// Gets a prompt with string arguments (`serde_json::json!({"name": "alice"})` or `null`).
@@ -384,7 +383,20 @@ impl Session {
         }
     }
 
-    /// Sends any JSON-RPC request and returns its `result` as JSON.
+    /// Sends any JSON-RPC request and returns its `result` as JSON, as the server sent it.
+    ///
+    /// In the stateless era the request carries the `_meta` every request must (protocol
+    /// version, client info and capabilities, and the log level if one is set). No
+    /// `input_required` round is answered here: a test that drives the rounds itself gets the
+    /// `input_required` result and sends `inputResponses` and `requestState` back.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// # let session: mcp_harness::Session = unimplemented!();
+    /// let result = session.request("tools/call", serde_json::json!({"name": "echo", "arguments": {"text": "hi"}})).await?;
+    /// assert_eq!(result["content"][0]["text"], "hi");
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
     pub async fn request(
         &self,
         method: &str,
@@ -392,7 +404,8 @@ impl Session {
     ) -> Result<serde_json::Value> {
         let params = (!params.is_null()).then_some(params);
         let req = ClientRequest::CustomRequest(CustomRequest::new(method.to_owned(), params));
-        let result = self.send(method, req).await?;
+        let timeout = self.request_timeout();
+        let result = self.send_once(method, req, timeout, timeout).await?;
         serde_json::to_value(&result).map_err(|e| Error::Protocol {
             session: self.name().to_owned(),
             method: method.to_owned(),
@@ -414,7 +427,7 @@ impl Session {
             .map_err(|e| conn.map_error(self.name(), method, e, self.request_timeout()))
     }
 
-    fn unexpected(&self, method: &str, got: &ServerResult) -> Error {
+    pub(super) fn unexpected(&self, method: &str, got: &ServerResult) -> Error {
         Error::Protocol {
             session: self.name().to_owned(),
             method: method.to_owned(),
@@ -422,15 +435,93 @@ impl Session {
         }
     }
 
-    /// Sends one request through the owner's peer. Dropping the returned future (or hitting the
-    /// request timeout) sends `notifications/cancelled` for this request only.
-    async fn send(&self, method: &str, request: ClientRequest) -> Result<ServerResult> {
+    /// Sends one request and, in the stateless era, answers its `input_required` rounds from
+    /// the session's scripted answers until a final result (bounded by `max_input_rounds`; the
+    /// request timeout bounds all rounds together).
+    pub(super) async fn send(&self, method: &str, request: ClientRequest) -> Result<ServerResult> {
+        let timeout = self.request_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let cfg = &self.inner.cfg;
+        let mut request = request;
+        let mut rounds = 0usize;
+        let mut state_only = 0u32;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = self
+                .send_once(method, request.clone(), left, timeout)
+                .await?;
+            let ServerResult::InputRequiredResult(asked) = result else {
+                return Ok(result);
+            };
+            if self.era() == Era::Handshake {
+                return Err(Error::Protocol {
+                    session: self.name().to_owned(),
+                    method: method.to_owned(),
+                    detail: "an `input_required` result on a handshake-era session (only \
+                             2026-07-28 and later have them; this server must send requests \
+                             such as elicitation/create instead)"
+                        .into(),
+                });
+            }
+            let answered = rounds::answer(
+                self.name(),
+                method,
+                &cfg.answers,
+                &self.conn().shared.asked,
+                request,
+                asked,
+                &mut state_only,
+            )?;
+            rounds += 1;
+            if rounds >= cfg.max_input_rounds {
+                return Err(Error::InputRounds {
+                    session: self.name().to_owned(),
+                    method: method.to_owned(),
+                    rounds,
+                    last_asked: answered.asked,
+                });
+            }
+            tracing::debug!(method, round = rounds, asked = ?answered.asked, "input_required answered");
+            if !answered.pause.is_zero() {
+                runtime::sleep(answered.pause.min(left)).await;
+            }
+            request = answered.retry;
+        }
+    }
+
+    /// Sends one request through the owner's peer and waits up to `left` for its answer.
+    /// Dropping the returned future (or hitting the bound) sends `notifications/cancelled` for
+    /// this request only. `timeout` is the whole bound, for the error.
+    async fn send_once(
+        &self,
+        method: &str,
+        request: ClientRequest,
+        left: Duration,
+        timeout: Duration,
+    ) -> Result<ServerResult> {
         let conn = self.conn();
         let name = self.name();
         let peer = conn.peer(name, method)?;
-        let timeout = self.request_timeout();
+        let mut options = PeerRequestOptions::no_options();
+        if let Some(level) = self.log_level() {
+            if Era::of(&conn.protocol_version) == Era::Handshake {
+                return Err(Error::Invalid {
+                    what: format!("log level for `{method}` on session `{name}`"),
+                    reason: "per-request log levels exist only in the stateless era \
+                             (2026-07-28); this session speaks the handshake era: use \
+                             set_log_level"
+                        .into(),
+                });
+            }
+            let mut meta = rmcp::model::RequestMetaObject::new();
+            meta.0.insert(
+                "io.modelcontextprotocol/logLevel".into(),
+                serde_json::Value::String(level.as_str().into()),
+            );
+            options.meta = Some(meta);
+        }
         let handle = peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .send_request_with_option(request, options)
             .await
             .map_err(|e| conn.map_error(name, method, e, timeout))?;
         let mut guard = CancelOnDrop {
@@ -438,11 +529,11 @@ impl Session {
             id: Some(handle.id.clone()),
             reason: "the caller stopped waiting (future dropped)",
         };
-        let outcome = runtime::timeout(timeout, handle.await_response()).await;
+        let outcome = runtime::timeout(left, handle.await_response()).await;
         match outcome {
             Ok(r) => {
                 guard.disarm();
-                r.map_err(|e| conn.map_error(name, method, e, timeout))
+                r.map_err(|e| self.version_error(conn.map_error(name, method, e, timeout), &conn))
             }
             Err(_) => {
                 guard.reason = "request timed out";
@@ -454,21 +545,6 @@ impl Session {
                     server_state: conn.server_state(),
                 })
             }
-        }
-    }
-}
-
-/// Helpers to build requests whose params are optional.
-trait WithParamOpt<P> {
-    fn with_param_opt(p: Option<P>) -> Self;
-}
-
-impl<M: Default, P> WithParamOpt<P> for rmcp::model::RequestOptionalParam<M, P> {
-    fn with_param_opt(params: Option<P>) -> Self {
-        rmcp::model::RequestOptionalParam {
-            method: M::default(),
-            params,
-            extensions: Default::default(),
         }
     }
 }

@@ -59,3 +59,80 @@ impl Notifications {
         .flatten()
     }
 }
+
+/// The level of the log messages (`notifications/message`) a session wants from the server.
+///
+/// Set for a whole session with [`Session::set_log_level`](crate::Session::set_log_level), or
+/// per request in the stateless era with
+/// [`Session::with_log_level`](crate::Session::with_log_level).
+///
+/// ```
+/// use mcp_harness::LogLevel;
+/// assert_eq!(LogLevel::Warning.as_str(), "warning");
+/// assert_eq!("debug".parse::<LogLevel>().unwrap(), LogLevel::Debug);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// `notice`
+    Notice,
+    /// `warning`
+    Warning,
+    /// `error`
+    Error,
+    /// `critical`
+    Critical,
+    /// `alert`
+    Alert,
+    /// `emergency`
+    Emergency,
+}
+
+const LEVELS: [(LogLevel, &str); 8] = [
+    (LogLevel::Debug, "debug"),
+    (LogLevel::Info, "info"),
+    (LogLevel::Notice, "notice"),
+    (LogLevel::Warning, "warning"),
+    (LogLevel::Error, "error"),
+    (LogLevel::Critical, "critical"),
+    (LogLevel::Alert, "alert"),
+    (LogLevel::Emergency, "emergency"),
+];
+
+impl LogLevel {
+    /// The level as MCP spells it.
+    pub fn as_str(self) -> &'static str {
+        LEVELS
+            .iter()
+            .find(|(l, _)| *l == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("info")
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let wanted = s.trim().to_ascii_lowercase();
+        LEVELS
+            .iter()
+            .find(|(_, name)| *name == wanted)
+            .map(|(l, _)| *l)
+            .ok_or_else(|| crate::Error::Invalid {
+                what: format!("log level `{s}`"),
+                reason: "expected debug, info, notice, warning, error, critical, alert or \
+                         emergency"
+                    .into(),
+            })
+    }
+}

@@ -9,8 +9,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::builder::SessionBuilder;
 use super::connection::{CloseReply, Command, Failure, ProcessRef, Shared};
-use super::era::{ClientHandler, Protocol};
+use super::era::{ClientHandler, Era, Protocol};
 use super::failure::{error_chain, is_auth_failure};
+use super::listen::Listener;
 use super::target::Target;
 use super::transport::{HTTP_CLIENT, sse, stdio, streamable_http};
 use crate::errors::Error;
@@ -145,9 +146,18 @@ pub(super) async fn owner_task(
         .peer_info()
         .map(|i| i.protocol_version.to_string())
         .unwrap_or_default();
-    *shared.peer.write().unwrap_or_else(|p| p.into_inner()) = Some(peer);
+    *shared.peer.write().unwrap_or_else(|p| p.into_inner()) = Some(peer.clone());
     let cancel = running.cancellation_token();
     let mut waiting = Box::pin(running.waiting());
+    // The stateless era's notifications arrive on `subscriptions/listen`, opened before the
+    // session is handed out so that nothing sent after `connect` returns is missed.
+    let mut listener = Listener::new(peer, capabilities.clone(), cfg.init_timeout);
+    if cfg.listen && Era::of(&protocol_version) == Era::Stateless {
+        if let Err(e) = listener.open().await {
+            tracing::warn!("not listening for notifications: {e}");
+        }
+        *shared.listen_id.write().unwrap_or_else(|p| p.into_inner()) = listener.id();
+    }
     let opened = Opened {
         server_info,
         capabilities,
@@ -156,6 +166,7 @@ pub(super) async fn owner_task(
     };
     if ready.send(Ok(opened)).is_err() {
         // The caller gave up while we connected: close at once.
+        listener.close().await;
         cancel.cancel();
         let _ = runtime::timeout(cfg.close_timeout, &mut waiting).await;
         finish_child(&cfg, child.as_deref()).await;
@@ -163,20 +174,42 @@ pub(super) async fn owner_task(
     }
     tracing::debug!("session open");
     let mut replies: Vec<CloseReply> = Vec::new();
-    let reason = tokio::select! {
-        cmd = commands.recv() => {
-            if let Some(Command::Close(reply)) = cmd {
-                replies.push(reply);
-            }
-            cancel.cancel();
-            if runtime::timeout(cfg.close_timeout, &mut waiting).await.is_err() {
-                tracing::warn!("close did not finish within {:?}; abandoning the transport", cfg.close_timeout);
-            }
-            "the session was shut down".to_owned()
+    let reason = loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Listen { uri, on, reply }) => {
+                    let done = listener.subscribe(uri, on).await;
+                    *shared.listen_id.write().unwrap_or_else(|p| p.into_inner()) = listener.id();
+                    let _ = reply.send(done);
+                }
+                close => {
+                    if let Some(Command::Close(reply)) = close {
+                        replies.push(reply);
+                    }
+                    listener.close().await;
+                    cancel.cancel();
+                    if runtime::timeout(cfg.close_timeout, &mut waiting).await.is_err() {
+                        tracing::warn!("close did not finish within {:?}; abandoning the transport", cfg.close_timeout);
+                    }
+                    break "the session was shut down".to_owned();
+                }
+            },
+            n = listener.next() => match n {
+                Some(n) => {
+                    if let Some(tx) = &*shared.notifications.lock().unwrap_or_else(|p| p.into_inner()) {
+                        let _ = tx.send(n);
+                    }
+                }
+                None => {
+                    listener.reopen().await;
+                    *shared.listen_id.write().unwrap_or_else(|p| p.into_inner()) = listener.id();
+                }
+            },
+            _ = &mut waiting => break "the transport closed (the server went away or closed the connection)".to_owned(),
         }
-        _ = &mut waiting => "the transport closed (the server went away or closed the connection)".to_owned(),
     };
     *shared.closed.write().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    *shared.listen_id.write().unwrap_or_else(|p| p.into_inner()) = None;
     shared
         .notifications
         .lock()
@@ -187,10 +220,15 @@ pub(super) async fn owner_task(
     for reply in replies {
         reply();
     }
-    // Late close requests are answered at once; the channel ends when every handle is gone.
+    // Late requests are answered at once; the channel ends when every handle is gone.
     commands.close();
-    while let Some(Command::Close(reply)) = commands.recv().await {
-        reply();
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            Command::Close(reply) => reply(),
+            Command::Listen { reply, .. } => {
+                let _ = reply.send(Err("the session is closed".into()));
+            }
+        }
     }
 }
 

@@ -1,0 +1,312 @@
+//! The stateless era's surface against a server nobody here wrote: the official Python SDK
+//! (`mcp` 2.3, `tests/fixtures/python_server.py`) over stdio and streamable HTTP.
+//! `input_required` rounds answered by the session's scripted answers (and the same script
+//! answering the handshake era's `elicitation/create`), `subscriptions/listen`, per-request log
+//! levels, cache hints and `_meta` on raw requests.
+
+use std::time::Duration;
+
+use mcp_harness::rmcp::model::ServerNotification;
+use mcp_harness::{
+    AddressSource, ClientAnswers, ElicitationAnswer, Era, LogLevel, Protocol, Readiness, Server,
+    ServerSpec, Session, Target, Transport,
+};
+use rstest::rstest;
+use serde_json::json;
+
+use crate::support::call_text;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+fn fixture() -> String {
+    format!("{}/fixtures/python_server.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails, with how to install it, unless python3 has the `mcp` SDK at 2.3 or later (the
+/// first to serve 2026-07-28).
+fn require_python_sdk() {
+    let ok = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.metadata as m, sys; v = tuple(int(x) for x in \
+             m.version('mcp').split('.')[:2]); sys.exit(0 if (2, 3) <= v < (3, 0) else 1)",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with the `mcp` SDK 2.3 or later (2.x) is needed: run scripts/setup.sh \
+         (pip install 'mcp>=2.3,<3')"
+    );
+}
+
+/// The Python fixture over `transport`: a stdio target, or a started HTTP server.
+async fn python(transport: Transport) -> (Target, Option<Server>) {
+    require_python_sdk();
+    match transport {
+        Transport::Stdio => (
+            Target::Stdio(
+                ServerSpec::new("python-sdk", "python3").args([fixture(), "stdio".into()]),
+            ),
+            None,
+        ),
+        _ => {
+            let spec = ServerSpec::new("python-sdk", "python3")
+                .args([fixture(), "streamable-http".into()])
+                .transport(Transport::StreamableHttp)
+                .address(AddressSource::ReadyLine)
+                .readiness(Readiness::TcpConnect)
+                .startup_timeout(Duration::from_secs(30));
+            let server = Server::start(spec)
+                .await
+                .expect("the Python SDK server starts");
+            (Target::Server(server.clone()), Some(server))
+        }
+    }
+}
+
+fn pin(era: Era) -> Protocol {
+    match era {
+        Era::Stateless => Protocol::Stateless("2026-07-28".into()),
+        _ => Protocol::Handshake("2025-11-25".into()),
+    }
+}
+
+#[rstest]
+#[case::stdio_stateless(Transport::Stdio, Era::Stateless)]
+#[case::http_stateless(Transport::StreamableHttp, Era::Stateless)]
+#[case::stdio_handshake(Transport::Stdio, Era::Handshake)]
+#[case::http_handshake(Transport::StreamableHttp, Era::Handshake)]
+#[mcp_harness::test]
+async fn one_scripted_elicitation_answer_serves_both_eras(
+    #[case] transport: Transport,
+    #[case] era: Era,
+) {
+    let (target, _server) = python(transport).await;
+    let s = Session::builder(target)
+        .name("alice")
+        .protocol(pin(era))
+        .answers(
+            ClientAnswers::new().elicitation(ElicitationAnswer::Accept(json!({"name": "alice"}))),
+        )
+        .connect()
+        .await
+        .expect("connects to the Python SDK server");
+    assert_eq!(s.era(), era);
+    assert_eq!(call_text(&s, "echo", json!({"text": "hi"})).await, "hi");
+    // Stateless: an `input_required` round answered and retried; handshake: an
+    // `elicitation/create` request answered mid-call. The same script, the same result.
+    assert_eq!(call_text(&s, "greet", json!({})).await, "hello alice");
+    let asked = s.asked();
+    assert_eq!(asked.len(), 1, "asked once: {asked:?}");
+    assert_eq!(asked[0]["method"], "elicitation/create");
+    assert_eq!(asked[0]["params"]["message"], "What is your name?");
+    s.shutdown().await.unwrap();
+}
+
+#[rstest]
+#[case::stdio(Transport::Stdio)]
+#[case::http(Transport::StreamableHttp)]
+#[mcp_harness::test]
+async fn an_unscripted_input_request_is_declined_and_recorded(#[case] transport: Transport) {
+    let (target, _server) = python(transport).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(call_text(&s, "greet", json!({})).await, "no name (decline)");
+    assert_eq!(s.asked().len(), 1);
+}
+
+#[mcp_harness::test]
+async fn a_raw_request_carries_the_stateless_meta_and_returns_input_required_as_sent() {
+    let (target, _server) = python(Transport::Stdio).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    // The Python SDK refuses a 2026-07-28 request without `_meta`'s protocol version and
+    // client capabilities: an answer at all proves `request()` filled them in.
+    let first = s
+        .request("tools/call", json!({"name": "greet", "arguments": {}}))
+        .await
+        .expect("the server accepts the request's _meta");
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let (key, question) = first["inputRequests"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .expect("one input request");
+    assert_eq!(question["method"], "elicitation/create");
+    // Driving the round by hand: the answer and the state, echoed.
+    let done = s
+        .request(
+            "tools/call",
+            json!({
+                "name": "greet",
+                "arguments": {},
+                "inputResponses": {key: {"action": "accept", "content": {"name": "bob"}}},
+                "requestState": first["requestState"],
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done["content"][0]["text"], "hello bob", "{done}");
+    assert!(s.asked().is_empty(), "a raw request answers nothing itself");
+}
+
+#[rstest]
+#[case::stdio(Transport::Stdio)]
+#[case::http(Transport::StreamableHttp)]
+#[mcp_harness::test]
+async fn listen_delivers_list_changed_and_resource_updates(#[case] transport: Transport) {
+    let (target, _server) = python(transport).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    let first_id = s
+        .listen_id()
+        .expect("listening: the server advertises listChanged");
+    s.subscribe_resource("fixture://readme").await.unwrap();
+    let id = s.listen_id().expect("still listening");
+    assert_ne!(id, first_id, "a new filter is a new listen request");
+
+    let mut seen = s.notifications();
+    assert_eq!(call_text(&s, "change", json!({})).await, "announced");
+    let listed = seen
+        .wait_for(WITHIN, |n| {
+            matches!(n, ServerNotification::ToolListChangedNotification(_))
+        })
+        .await
+        .expect("tools list_changed arrives on the listen stream");
+    let meta = serde_json::to_value(&listed).unwrap();
+    assert_eq!(
+        meta["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].to_string(),
+        id,
+        "carries the subscription id: {meta}"
+    );
+    let updated = seen
+        .wait_for(WITHIN, |n| {
+            matches!(n, ServerNotification::ResourceUpdatedNotification(u) if u.params.uri == "fixture://readme")
+        })
+        .await;
+    assert!(updated.is_some(), "the resource update arrives");
+
+    // A test that stops listening (drops its receiver) leaves the session as it was; an
+    // unsubscribed resource stops its updates, list_changed goes on.
+    drop(seen);
+    s.unsubscribe_resource("fixture://readme").await.unwrap();
+    let mut seen = s.notifications();
+    call_text(&s, "change", json!({"uri": "fixture://readme"})).await;
+    let mut got = Vec::new();
+    while let Some(n) = seen.next_within(Duration::from_millis(500)).await {
+        got.push(n);
+    }
+    assert!(
+        got.iter()
+            .any(|n| matches!(n, ServerNotification::ToolListChangedNotification(_))),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|n| matches!(n, ServerNotification::ResourceUpdatedNotification(_))),
+        "no update after unsubscribing: {got:?}"
+    );
+    assert_eq!(
+        call_text(&s, "echo", json!({"text": "still here"})).await,
+        "still here"
+    );
+}
+
+#[mcp_harness::test]
+async fn a_session_that_does_not_listen_opens_no_stream() {
+    let (target, _server) = python(Transport::Stdio).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .listen(false)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(s.listen_id(), None);
+    let mut seen = s.notifications();
+    call_text(&s, "change", json!({})).await;
+    assert!(
+        seen.next_within(Duration::from_millis(300)).await.is_none(),
+        "nothing arrives without a listen stream"
+    );
+}
+
+fn log_texts(got: &[ServerNotification]) -> Vec<String> {
+    got.iter()
+        .filter(|n| matches!(n, ServerNotification::LoggingMessageNotification(_)))
+        .filter_map(|n| {
+            let n = serde_json::to_value(n).ok()?;
+            n["params"]["data"].as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
+#[rstest]
+#[case::stdio(Transport::Stdio)]
+#[case::http(Transport::StreamableHttp)]
+#[mcp_harness::test]
+async fn the_log_level_travels_with_each_request(#[case] transport: Transport) {
+    let (target, _server) = python(transport).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    // The tool logs at debug, then at warning. Log messages precede the result on the same
+    // stream, so whatever was sent has arrived by the time the call returns plus a beat.
+    let run = |s: Session, text: &'static str| async move {
+        let mut seen = s.notifications();
+        assert_eq!(call_text(&s, "say", json!({"text": text})).await, text);
+        let mut got = Vec::new();
+        while let Some(n) = seen.next_within(Duration::from_millis(300)).await {
+            got.push(n);
+        }
+        log_texts(&got)
+    };
+    assert!(
+        run(s.clone(), "a").await.is_empty(),
+        "no level, no log messages (2026-07-28)"
+    );
+    assert_eq!(
+        run(s.with_log_level(LogLevel::Warning), "b").await,
+        ["warning: b"]
+    );
+    assert_eq!(
+        run(s.with_log_level(LogLevel::Debug), "c").await,
+        ["debug: c", "warning: c"]
+    );
+    s.set_log_level(LogLevel::Warning).await.unwrap();
+    assert_eq!(run(s.clone(), "d").await, ["warning: d"]);
+}
+
+#[mcp_harness::test]
+async fn list_results_show_the_servers_cache_hints_in_the_stateless_era_only() {
+    let (target, _server) = python(Transport::Stdio).await;
+    let stateless = Session::builder(target.clone())
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    let tools = stateless.tools_listing().await.unwrap();
+    assert!(tools.items.iter().any(|t| t.name == "greet"));
+    assert!(
+        tools.ttl_ms.is_some(),
+        "2026-07-28 list results carry ttlMs"
+    );
+    assert!(tools.cache_scope.is_some(), "and cacheScope");
+    let handshake = Session::builder(target)
+        .protocol(pin(Era::Handshake))
+        .connect()
+        .await
+        .unwrap();
+    let tools = handshake.tools_listing().await.unwrap();
+    assert_eq!((tools.ttl_ms, tools.cache_scope), (None, None));
+}
