@@ -1,10 +1,12 @@
-//! A caller that gives up cancels only its own request.
+//! A caller that gives up cancels only its own request, in both protocol eras.
 
 use std::time::Duration;
 
+use mcp_harness::{Bundled, BundledServer, Protocol, Session, Target, Transport};
+use rstest::rstest;
 use serde_json::json;
 
-use crate::support::{call_json, call_text, eventually, stdio_session};
+use crate::support::{call_json, call_text, eventually};
 
 async fn cancellations(s: &mcp_harness::Session) -> u64 {
     call_json(s, "stats", json!({})).await["cancellations"]
@@ -12,9 +14,21 @@ async fn cancellations(s: &mcp_harness::Session) -> u64 {
         .unwrap()
 }
 
+#[rstest]
+#[case::handshake(Protocol::Handshake("2025-11-25".into()))]
+#[case::stateless(Protocol::Stateless("2026-07-28".into()))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_caller_cancels_only_its_own_request() {
-    let s = stdio_session("canceller").await;
+async fn dropped_caller_cancels_only_its_own_request(#[case] protocol: Protocol) {
+    let spec = BundledServer::new(Bundled::FastTest, Transport::Stdio)
+        .subject("canceller")
+        .spec();
+    let s = Session::builder(Target::Stdio(spec))
+        .name("canceller")
+        .protocol(protocol.clone())
+        .connect()
+        .await
+        .expect("stdio fast-test session");
+    assert_eq!(s.protocol_version(), protocol.to_string());
     let before = cancellations(&s).await;
 
     // Concurrent callers keep working the whole time.

@@ -310,3 +310,81 @@ async fn list_results_show_the_servers_cache_hints_in_the_stateless_era_only() {
     let tools = handshake.tools_listing().await.unwrap();
     assert_eq!((tools.ttl_ms, tools.cache_scope), (None, None));
 }
+
+#[rstest]
+#[case::stdio(Transport::Stdio)]
+#[case::http(Transport::StreamableHttp)]
+#[mcp_harness::test]
+async fn a_server_that_keeps_asking_ends_in_a_typed_error_at_the_round_bound(
+    #[case] transport: Transport,
+) {
+    let (target, _server) = python(transport).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .answers(ClientAnswers::new().elicitation(ElicitationAnswer::Accept(json!({}))))
+        .max_input_rounds(3)
+        .connect()
+        .await
+        .unwrap();
+    let err = s.call_tool("ask_forever", json!({})).await.unwrap_err();
+    match &err {
+        mcp_harness::Error::InputRounds {
+            rounds, last_asked, ..
+        } => {
+            assert_eq!(*rounds, 3);
+            assert_eq!(last_asked, &["elicitation/create"]);
+        }
+        other => panic!("expected InputRounds, got {other:?}"),
+    }
+    assert_eq!(s.asked().len(), 3, "every round was answered");
+    let text = err.to_string();
+    assert!(
+        text.contains("ask_forever") || text.contains("tools/call"),
+        "{text}"
+    );
+    assert!(text.contains("max_input_rounds"), "says what to do: {text}");
+    // The session is fine: the bound ended one request, not the session.
+    assert_eq!(call_text(&s, "echo", json!({"text": "ok"})).await, "ok");
+}
+
+#[rstest]
+#[case::stateless(Era::Stateless)]
+#[case::handshake(Era::Handshake)]
+#[mcp_harness::test]
+async fn a_scripted_sampling_answer_serves_both_eras(#[case] era: Era) {
+    let (target, _server) = python(Transport::Stdio).await;
+    let s = Session::builder(target)
+        .protocol(pin(era))
+        .answers(ClientAnswers::new().sampling(|params| {
+            format!(
+                "{} = 4",
+                params["messages"][0]["content"]["text"]
+                    .as_str()
+                    .unwrap_or("?")
+            )
+        }))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(call_text(&s, "think", json!({})).await, "2+2? = 4");
+    assert_eq!(s.asked()[0]["method"], "sampling/createMessage");
+}
+
+#[mcp_harness::test]
+async fn an_unscripted_sampling_round_is_a_typed_error_that_says_how_to_script_one() {
+    let (target, _server) = python(Transport::Stdio).await;
+    let s = Session::builder(target)
+        .protocol(pin(Era::Stateless))
+        .connect()
+        .await
+        .unwrap();
+    let err = s.call_tool("think", json!({})).await.unwrap_err();
+    match &err {
+        mcp_harness::Error::Unanswered { asked, reason, .. } => {
+            assert_eq!(asked, "sampling/createMessage");
+            assert!(reason.contains("ClientAnswers::sampling"), "{reason}");
+        }
+        other => panic!("expected Unanswered, got {other:?}"),
+    }
+    assert_eq!(s.asked().len(), 1, "recorded all the same");
+}

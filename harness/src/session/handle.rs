@@ -296,11 +296,24 @@ impl Session {
         }
     }
 
-    /// Sends `ping`.
+    /// Checks that the server answers: `ping` in the handshake era; in the stateless era,
+    /// which has no `ping`, a `server/discover` round trip stands in.
     pub async fn ping(&self) -> Result<()> {
-        self.send("ping", ClientRequest::PingRequest(PingRequest::default()))
-            .await
-            .map(|_| ())
+        match self.era() {
+            Era::Handshake => self
+                .send("ping", ClientRequest::PingRequest(PingRequest::default()))
+                .await
+                .map(|_| ()),
+            Era::Stateless => self
+                .send(
+                    "server/discover",
+                    ClientRequest::DiscoverRequest(rmcp::model::DiscoverRequest::new(
+                        rmcp::model::DiscoverRequestParams {},
+                    )),
+                )
+                .await
+                .map(|_| ()),
+        }
     }
 
     /// Lists the server's tools (all pages).
