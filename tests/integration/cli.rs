@@ -537,6 +537,35 @@ fn soak_through_the_pool_reports_as_json() {
     assert!(r.stderr.contains("calls/s"), "{}", r.stderr);
 }
 
+#[rstest::rstest]
+#[case::stateless_pool("2026-07-28", "--pool", "stateless")]
+#[case::stateless_raw("2026-07-28", "--no-pool", "stateless")]
+#[case::handshake_pool("2025-11-25", "--pool", "handshake")]
+#[case::handshake_raw("2025-11-25", "--no-pool", "handshake")]
+fn soak_speaks_the_era_it_is_told_and_reports_it(
+    #[case] protocol: &str,
+    #[case] pool: &str,
+    #[case] era: &str,
+) {
+    let r = run(&[
+        "soak",
+        "--protocol",
+        protocol,
+        pool,
+        "--clients",
+        "4",
+        "--calls",
+        "100",
+        "--json",
+    ])
+    .expect(OK);
+    let j = r.json();
+    assert_eq!(j["protocol_version"], protocol, "{j}");
+    assert_eq!(j["era"], era);
+    assert_eq!(j["succeeded"], 100, "{j}");
+    assert_eq!(j["failures"]["total"], 0, "{j}");
+}
+
 #[test]
 fn soak_with_raw_sessions_and_cancellation_has_no_unexpected_failure() {
     let r = run(&[
@@ -792,7 +821,16 @@ fn check_the_typescript_sdk_everything_server_over_stdio_http_and_sse() {
     if !typescript_sdk() {
         return;
     }
-    let call = ["--call", "get-sum", "--args", r#"{"a":2,"b":3}"#];
+    // The everything server speaks the handshake era only: pinned, so that the suite's run in
+    // the stateless era (MCP_HARNESS_PROTOCOL) still checks it.
+    let call = [
+        "--protocol",
+        "2025-11-25",
+        "--call",
+        "get-sum",
+        "--args",
+        r#"{"a":2,"b":3}"#,
+    ];
     let j = check_all(&["--", "mcp-server-everything"], &call);
     assert!(
         j["call"]["text"].as_str().unwrap_or("").contains('5'),

@@ -92,7 +92,7 @@ fn parse_elicit(s: &str) -> Result<ElicitationAnswer, String> {
     }
 }
 
-fn parse_protocol(s: &str) -> Result<Protocol, String> {
+pub(crate) fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse::<Protocol>().map_err(|e| e.to_string())
 }
 

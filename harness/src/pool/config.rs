@@ -56,6 +56,8 @@ pub struct PoolConfig {
     pub(super) affinity_ttl: Duration,
     pub(super) debounce: Duration,
     pub(super) refresh: Option<RefreshCallback>,
+    /// The era of upstream sessions; `None`: each session's default (or `MCP_HARNESS_PROTOCOL`).
+    pub(super) protocol: Option<crate::session::Protocol>,
 }
 
 impl fmt::Debug for PoolConfig {
@@ -101,6 +103,7 @@ impl Default for PoolConfig {
             affinity_ttl: Duration::from_secs(300),
             debounce: Duration::from_secs(1),
             refresh: None,
+            protocol: None,
             rules: IdentityRules {
                 headers: DEFAULT_IDENTITY_HEADERS
                     .iter()
@@ -236,6 +239,21 @@ impl PoolBuilder {
     /// `affinity_ttl`).
     pub fn affinity_ttl(mut self, d: Duration) -> Self {
         self.cfg.affinity_ttl = d;
+        self
+    }
+
+    /// The protocol era of the pool's upstream sessions (default: the session default, which
+    /// [`PROTOCOL_ENV`](crate::PROTOCOL_ENV) can switch). In the stateless era the health
+    /// check's ping is a `server/discover` round trip.
+    ///
+    /// ```
+    /// use mcp_harness::{Protocol, SessionPool};
+    /// let pool = SessionPool::builder()
+    ///     .protocol(Protocol::Stateless("2026-07-28".into()))
+    ///     .build();
+    /// ```
+    pub fn protocol(mut self, protocol: crate::session::Protocol) -> Self {
+        self.cfg.protocol = Some(protocol);
         self
     }
 

@@ -35,6 +35,9 @@ pub(super) fn session_builder(
         .init_timeout(cfg.create_timeout + Duration::from_secs(1))
         .request_timeout(cfg.request_timeout)
         .close_timeout(cfg.cleanup_timeout);
+    if let Some(p) = &cfg.protocol {
+        b = b.protocol(p.clone());
+    }
     for (name, value) in &req.headers {
         if !forwarded_upstream(name.as_str()) {
             continue;

@@ -109,6 +109,10 @@ pub(super) struct SoakArgs {
     /// How often to print a progress line when stderr is not a terminal.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     progress_every: Duration,
+    /// The protocol era of every session: auto, stateless, handshake, or a version such as
+    /// 2026-07-28 or 2025-11-25 (default: handshake 2025-11-25, or MCP_HARNESS_PROTOCOL).
+    #[arg(long, value_parser = crate::check::parse_protocol, value_name = "PROTOCOL")]
+    protocol: Option<mcp_harness::Protocol>,
     /// Print the final report as one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -264,7 +268,11 @@ async fn soak(mut args: SoakArgs) -> u8 {
         (None, Some(_)) => None,
         (None, None) => Some(DEFAULT_CALLS),
     };
-    let pool = SessionPool::builder()
+    let mut pool = SessionPool::builder();
+    if let Some(p) = &args.protocol {
+        pool = pool.protocol(p.clone());
+    }
+    let pool = pool
         .max_sessions_per_key(args.max_sessions)
         .acquire_timeout(timeout)
         .create_timeout(timeout)
@@ -290,19 +298,28 @@ async fn soak(mut args: SoakArgs) -> u8 {
         for (k, v) in &args.headers {
             b = b.header(k.clone(), v.clone());
         }
+        if let Some(p) = &args.protocol {
+            b = b.protocol(p.clone());
+        }
         b
     };
 
     // One round trip first: an unreachable server or refused credentials is a setup failure
     // with its own exit code, not 607,000 failed calls.
+    // It also learns the protocol version the sessions speak, for the report.
+    let mut protocol = None;
     let preflight = if use_pool {
         match pool.acquire(request.clone()).await {
-            Ok(s) => s.ping().await,
+            Ok(s) => {
+                protocol = Some((s.protocol_version(), s.era()));
+                s.ping().await
+            }
             Err(e) => Err(e),
         }
     } else {
         match session_builder.clone().connect().await {
             Ok(s) => {
+                protocol = Some((s.protocol_version(), s.era()));
                 let r = s.ping().await;
                 let _ = s.shutdown().await;
                 r
@@ -506,6 +523,7 @@ async fn soak(mut args: SoakArgs) -> u8 {
     let report = Report {
         url,
         transport,
+        protocol,
         spawned: matches!(&*upstream, Upstream::Spawned(_) | Upstream::Stdio(_)),
         tool: args.tool.clone(),
         clients: args.clients,

@@ -107,6 +107,8 @@ pub(super) async fn report_progress(
 pub(super) struct Report<'a> {
     pub(super) url: String,
     pub(super) transport: Transport,
+    /// The negotiated protocol version and era (from the preflight session).
+    pub(super) protocol: Option<(String, mcp_harness::Era)>,
     pub(super) spawned: bool,
     pub(super) tool: String,
     pub(super) clients: usize,
@@ -161,6 +163,8 @@ impl Report<'_> {
             "ok": code == exit::OK,
             "exit_code": code,
             "target": {"url": self.url, "transport": self.transport.as_str(), "spawned": self.spawned},
+            "protocol_version": self.protocol.as_ref().map(|(v, _)| v),
+            "era": self.protocol.as_ref().map(|(_, e)| e.to_string()),
             "tool": self.tool,
             "clients": self.clients,
             "pool": self.pool,
@@ -221,6 +225,9 @@ impl Report<'_> {
                 "with one raw session each".to_owned()
             }
         );
+        if let Some((version, era)) = &self.protocol {
+            let _ = writeln!(out, "  protocol         {version} ({era} era)");
+        }
         let _ = writeln!(out, "  wall time        {:.1} s", self.wall.as_secs_f64());
         let _ = writeln!(
             out,
