@@ -31,11 +31,13 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use futures::future::join_all;
 use mcp_harness::rmcp;
-use mcp_harness::{Bundled, Server, ServerSpec, Session, Target, Transport, tool_text};
+use mcp_harness::{
+    Bundled, Era, Protocol, Server, ServerSpec, Session, Target, Transport, tool_text,
+};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
 };
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
 };
@@ -95,6 +97,33 @@ fn client_config(name: &str) -> ClientConfig {
     )
 }
 
+/// The protocol setting of a Session and the lifecycle of a raw client, for `era`.
+fn protocol(era: Era) -> Protocol {
+    match era {
+        Era::Stateless => Protocol::Stateless("2026-07-28".into()),
+        _ => Protocol::Handshake("2025-11-25".into()),
+    }
+}
+
+fn lifecycle(era: Era) -> ClientLifecycleMode {
+    match era {
+        Era::Stateless => ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::LATEST],
+        },
+        _ => ClientLifecycleMode::Initialize,
+    }
+}
+
+async fn serve_raw<T, E, A>(name: &str, transport: T, era: Era) -> Raw
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    rmcp::serve_client_with_lifecycle(client_config(name), transport, lifecycle(era))
+        .await
+        .unwrap_or_else(|e| panic!("raw {name} client connects ({era}): {e}"))
+}
+
 fn stdio_spec() -> ServerSpec {
     ServerSpec::bundled(Bundled::FastTest, Transport::Stdio)
 }
@@ -102,7 +131,7 @@ fn stdio_spec() -> ServerSpec {
 /// A raw rmcp client on a child of its own: this binary re-executed as `fast-test` over stdio,
 /// spawned the plain way (`posix_spawn`; no process group, log files or spawner thread).
 async fn raw_stdio() -> (Raw, tokio::process::Child) {
-    raw_stdio_with(server_command()).await
+    raw_stdio_with(server_command(), Era::Handshake).await
 }
 
 /// Like [`raw_stdio`], but the child is spawned the way the harness spawns its children: in a
@@ -121,7 +150,7 @@ async fn raw_stdio_alike() -> (Raw, tokio::process::Child) {
             Ok(())
         });
     }
-    raw_stdio_with(cmd).await
+    raw_stdio_with(cmd, Era::Handshake).await
 }
 
 fn server_command() -> std::process::Command {
@@ -134,33 +163,29 @@ fn server_command() -> std::process::Command {
     cmd
 }
 
-async fn raw_stdio_with(cmd: std::process::Command) -> (Raw, tokio::process::Child) {
+async fn raw_stdio_with(cmd: std::process::Command, era: Era) -> (Raw, tokio::process::Child) {
     let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the raw stdio server");
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
-    let raw = rmcp::serve_client(client_config("raw"), (stdout, stdin))
-        .await
-        .expect("raw stdio initialize");
+    let raw = serve_raw("raw stdio", (stdout, stdin), era).await;
     (raw, child)
 }
 
 /// A raw rmcp client over streamable HTTP with rmcp's default reqwest client (which keeps no
 /// idle connections), the in-flight limit raised to 1024 like the harness does.
-async fn raw_http(url: &str) -> Raw {
+async fn raw_http(url: &str, era: Era) -> Raw {
     let config =
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(1024);
     let transport = StreamableHttpClientTransport::from_config(config);
-    rmcp::serve_client(client_config("raw"), transport)
-        .await
-        .expect("raw http initialize")
+    serve_raw("raw http", transport, era).await
 }
 
 /// A raw rmcp client over streamable HTTP with a pooled reqwest client built like the
 /// harness's own (keep-alive connections, `TCP_NODELAY`), so that only the Session layer differs.
-async fn raw_http_pooled(url: &str) -> Raw {
+async fn raw_http_pooled(url: &str, era: Era) -> Raw {
     let client = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
@@ -169,9 +194,7 @@ async fn raw_http_pooled(url: &str) -> Raw {
     let config =
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(1024);
     let transport = StreamableHttpClientTransport::with_client(client, config);
-    rmcp::serve_client(client_config("raw-pooled"), transport)
-        .await
-        .expect("raw pooled http initialize")
+    serve_raw("raw-pooled http", transport, era).await
 }
 
 /// Sessions and raw clients on the same kind of server, all open for the whole run.
@@ -184,18 +207,21 @@ struct Pair {
     _raw_children: Vec<tokio::process::Child>,
 }
 
-/// Created on the shared runtime, so that the raw clients' service loops live there too.
-static STDIO: LazyLock<Pair> = LazyLock::new(|| {
-    mcp_harness::run(async {
+/// Stdio sessions and raw clients speaking `era`, created on the shared runtime, so that the
+/// raw clients' service loops live there too.
+fn stdio_pair(era: Era) -> Pair {
+    mcp_harness::run(async move {
         let (mut sessions, mut raws, mut children) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..STDIO_CLIENTS {
             let session = Session::builder(Target::Stdio(stdio_spec()))
                 .name("bench")
+                .protocol(protocol(era))
                 .connect()
                 .await
                 .expect("stdio session");
+            assert_eq!(session.era(), era);
             sessions.push(session);
-            let (raw, child) = raw_stdio().await;
+            let (raw, child) = raw_stdio_with(server_command(), era).await;
             raws.push(raw);
             children.push(child);
         }
@@ -208,10 +234,11 @@ static STDIO: LazyLock<Pair> = LazyLock::new(|| {
         }
     })
     .checked()
-});
+}
 
-static HTTP: LazyLock<Pair> = LazyLock::new(|| {
-    mcp_harness::run(async {
+/// One HTTP server; a Session and two raw clients speaking `era` to it.
+fn http_pair(era: Era) -> Pair {
+    mcp_harness::run(async move {
         let server = Server::start(ServerSpec::bundled(
             Bundled::FastTest,
             Transport::StreamableHttp,
@@ -220,11 +247,13 @@ static HTTP: LazyLock<Pair> = LazyLock::new(|| {
         .expect("http server");
         let session = Session::builder(Target::Server(server.clone()))
             .name("bench")
+            .protocol(protocol(era))
             .connect()
             .await
             .expect("http session");
-        let raw = raw_http(server.url()).await;
-        let raw_alike = raw_http_pooled(server.url()).await;
+        assert_eq!(session.era(), era);
+        let raw = raw_http(server.url(), era).await;
+        let raw_alike = raw_http_pooled(server.url(), era).await;
         Pair {
             sessions: vec![session],
             raws: vec![raw],
@@ -234,7 +263,14 @@ static HTTP: LazyLock<Pair> = LazyLock::new(|| {
         }
     })
     .checked()
-});
+}
+
+/// The handshake era (MCP 2025-11-25), which divan measures too.
+static STDIO: LazyLock<Pair> = LazyLock::new(|| stdio_pair(Era::Handshake));
+static HTTP: LazyLock<Pair> = LazyLock::new(|| http_pair(Era::Handshake));
+/// The stateless era (MCP 2026-07-28): the paired pass only.
+static STDIO_STATELESS: LazyLock<Pair> = LazyLock::new(|| stdio_pair(Era::Stateless));
+static HTTP_STATELESS: LazyLock<Pair> = LazyLock::new(|| http_pair(Era::Stateless));
 
 /// Which client a call goes through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -727,10 +763,13 @@ mod paired {
                 CONCURRENCY as f64 / d.as_secs_f64()
             )
         };
-        let stdio = (&*STDIO, "stdio");
-        let http = (&*HTTP, "http");
         let mut results = Vec::new();
-        for (pair, transport) in [stdio, http] {
+        for (pair, transport) in [
+            (&*STDIO, "stdio 2025-11-25"),
+            (&*HTTP, "http 2025-11-25"),
+            (&*STDIO_STATELESS, "stdio 2026-07-28"),
+            (&*HTTP_STATELESS, "http 2026-07-28"),
+        ] {
             results.push((transport, latency(pair), throughput(pair)));
         }
         let (connects, closes) = cold_start();
