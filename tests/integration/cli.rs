@@ -340,6 +340,10 @@ fn check_a_stdio_command_as_json() {
         "add",
         "--args",
         r#"{"a":2,"b":3}"#,
+        "--read",
+        "fast-test://readme",
+        "--prompt",
+        r#"greeting:{"name":"ada"}"#,
         "--",
         CLI,
         "serve",
@@ -363,6 +367,13 @@ fn check_a_stdio_command_as_json() {
     assert!(tools.contains(&"echo"), "{tools:?}");
     assert_eq!(j["resources"][0]["uri"], "fast-test://readme");
     assert_eq!(j["prompts"][0]["name"], "greeting");
+    assert_eq!(j["reads"][0]["uri"], "fast-test://readme");
+    let readme = j["reads"][0]["result"]["contents"][0]["text"].to_string();
+    assert!(readme.contains("fast-test"), "{readme}");
+    assert_eq!(
+        j["prompts_got"][0]["result"]["messages"][0]["content"]["text"],
+        "Say hello to ada."
+    );
     // The steps follow the era the session speaks (MCP_HARNESS_PROTOCOL may switch it): the
     // handshake era opens with initialize and pings, the stateless era discovers and has no ping.
     let (open, ping) = match j["era"].as_str() {
@@ -378,6 +389,8 @@ fn check_a_stdio_command_as_json() {
             ("tools/list".into(), "ok".into()),
             ("resources/list".into(), "ok".into()),
             ("prompts/list".into(), "ok".into()),
+            ("resources/read".into(), "ok".into()),
+            ("prompts/get".into(), "ok".into()),
             ("tools/call".into(), "ok".into()),
         ]
     );
@@ -453,6 +466,38 @@ fn check_asks_only_for_what_the_server_advertises() {
         "{table}"
     );
 
+    // A read or a prompt the server cannot have is not asked for: a failed step, exit 5.
+    let j = run(&[
+        "check",
+        "--json",
+        "--read",
+        "x://y",
+        "--prompt",
+        "hello",
+        "--",
+        CLI,
+        "serve",
+        "fast-time",
+        "--transport",
+        "stdio",
+    ])
+    .expect(PROTOCOL)
+    .json();
+    assert_eq!(j["error"]["kind"], "not_advertised", "{j}");
+    assert_eq!(
+        j["error"]["message"],
+        "the server does not advertise resources; `x://y` was not read"
+    );
+    let failed: Vec<(String, String)> = steps(&j).into_iter().skip(5).collect();
+    assert_eq!(
+        failed,
+        [
+            ("resources/read".to_owned(), "failed".to_owned()),
+            ("prompts/get".into(), "failed".into()),
+        ],
+        "{j}"
+    );
+
     // ping does not exist in the stateless era: not sent, reported as skipped.
     let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
     let j = run(&["check", &s.url, "--protocol", "2026-07-28", "--json"])
@@ -491,6 +536,7 @@ fn check_makes_several_calls_in_order_and_a_failed_one_does_not_stop_the_next() 
     assert_eq!(calls[1]["error"]["kind"], "jsonrpc_error");
     assert_eq!(calls[2]["is_error"], true);
     assert_eq!(calls[3]["text"], "still here");
+    assert!(j["reads"] == serde_json::json!([]) && j["prompts_got"] == serde_json::json!([]));
     // The first failure decides the exit code and the error; `call` is the first call.
     assert_eq!(j["error"]["kind"], "jsonrpc_error");
     assert_eq!(j["call"]["tool"], "add");

@@ -394,10 +394,13 @@ const CLIENT_SCENARIOS: &[(&str, &str, &str)] = &[
         "sep-2322-client-request-state",
         r#"--elicit '{"confirmed":true}' --call test_mrtr_echo_state --call test_mrtr_no_state --call test_mrtr_unrelated --call test_mrtr_no_result_type"#,
     ),
+    // Mcp-Name must mirror the tool, the resource URI (percent-encoded, with a query) and the
+    // prompt name.
     (
         "2026-07-28",
         "http-standard-headers",
-        "--call test_headers --call my-hyphenated-tool",
+        "--call test_headers --call my-hyphenated-tool --read 'file:///path/to/file%20name.txt' \
+         --read 'https://example.com/resource?id=123' --prompt test_prompt",
     ),
     ("2026-07-28", "http-custom-headers", CUSTOM_HEADERS),
     (

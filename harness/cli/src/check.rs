@@ -62,6 +62,13 @@ pub(super) struct CheckArgs {
     /// JSON object arguments for a single --call TOOL (the same as --call TOOL:JSON).
     #[arg(long, requires = "calls", value_parser = parse_json_args, value_name = "JSON")]
     args: Option<Value>,
+    /// Read this resource after listing (repeatable; before the calls).
+    #[arg(long = "read", value_name = "URI")]
+    reads: Vec<String>,
+    /// Get this prompt after listing, with JSON object arguments after a colon
+    /// (`greeting:{"name":"ada"}`). Repeatable; after the reads, before the calls.
+    #[arg(long = "prompt", value_parser = parse_call, value_name = "NAME[:JSON]")]
+    prompts: Vec<(String, Option<Value>)>,
     /// Print one JSON document on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -162,6 +169,8 @@ struct Report {
     tools: Option<Vec<Value>>,
     resources: Option<Vec<Value>>,
     prompts: Option<Vec<Value>>,
+    reads: Vec<Value>,
+    prompts_got: Vec<Value>,
     calls: Vec<Value>,
     error: Option<(String, String)>,
     code: u8,
@@ -181,7 +190,11 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         oauth: oauth(&args),
     };
     let calls = match calls(&args) {
-        Ok(c) => c,
+        Ok(calls) => Asks {
+            reads: args.reads.clone(),
+            prompts: args.prompts.clone(),
+            calls,
+        },
         Err(message) => {
             eprintln!("mcp-harness check: {message}");
             return exit::USAGE;
@@ -281,7 +294,14 @@ struct Credentials {
     oauth: Option<OAuth>,
 }
 
-type Calls = (Vec<(String, Option<Value>)>, Duration);
+/// What the check asks for after listing, in this order.
+struct Asks {
+    reads: Vec<String>,
+    prompts: Vec<(String, Option<Value>)>,
+    calls: Vec<(String, Option<Value>)>,
+}
+
+type Calls = (Asks, Duration);
 
 async fn check(
     target: Target,
@@ -359,11 +379,7 @@ fn unsupported(e: &Error) -> bool {
     e.mcp_code() == Some(-32601)
 }
 
-async fn steps(
-    session: &Session,
-    report: &mut Report,
-    calls: Vec<(String, Option<Value>)>,
-) -> mcp_harness::Result<()> {
+async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harness::Result<()> {
     let caps = session.server_capabilities();
 
     if session.era() == Era::Handshake {
@@ -475,10 +491,103 @@ async fn steps(
         skip(report, "prompts/list", not_advertised("prompts"));
     }
 
-    // Each call is its own step: a failed call is recorded (the first failure decides the exit
-    // code) and the next call still runs.
+    // Each read, prompt and call is its own step: a failure is recorded (the first decides the
+    // exit code) and the next still runs.
     let mut first_failure: Option<(u8, String, String)> = None;
-    for (tool, args) in calls {
+    for uri in asks.reads {
+        if caps.resources.is_none() {
+            let why = format!("{}; `{uri}` was not read", not_advertised("resources"));
+            report.steps.push(Step {
+                name: "resources/read",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            continue;
+        }
+        let t = Instant::now();
+        match session.read_resource(&uri).await {
+            Ok(result) => {
+                let took = t.elapsed();
+                report.steps.push(Step {
+                    name: "resources/read",
+                    outcome: Outcome::Ok(format!("{uri}: {} content(s)", result.contents.len())),
+                    took,
+                });
+                report.reads.push(json!({
+                    "uri": uri,
+                    "ms": took.as_secs_f64() * 1000.0,
+                    "result": serde_json::to_value(&result).unwrap_or(Value::Null),
+                }));
+            }
+            Err(e) => {
+                report.steps.push(Step {
+                    name: "resources/read",
+                    outcome: Outcome::Failed(format!("{uri}: {}", e.kind())),
+                    took: t.elapsed(),
+                });
+                report.reads.push(json!({
+                    "uri": uri,
+                    "ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "error": {"kind": e.kind(), "message": e.to_string()},
+                }));
+                first_failure.get_or_insert((
+                    exit_code_for(&e),
+                    e.kind().to_owned(),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    for (name, args) in asks.prompts {
+        if caps.prompts.is_none() {
+            let why = format!("{}; `{name}` was not asked for", not_advertised("prompts"));
+            report.steps.push(Step {
+                name: "prompts/get",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            continue;
+        }
+        let arguments = args.unwrap_or(Value::Null);
+        let t = Instant::now();
+        match session.get_prompt(&name, arguments.clone()).await {
+            Ok(result) => {
+                let took = t.elapsed();
+                report.steps.push(Step {
+                    name: "prompts/get",
+                    outcome: Outcome::Ok(format!("{name}: {} message(s)", result.messages.len())),
+                    took,
+                });
+                report.prompts_got.push(json!({
+                    "prompt": name,
+                    "arguments": arguments,
+                    "ms": took.as_secs_f64() * 1000.0,
+                    "result": serde_json::to_value(&result).unwrap_or(Value::Null),
+                }));
+            }
+            Err(e) => {
+                report.steps.push(Step {
+                    name: "prompts/get",
+                    outcome: Outcome::Failed(format!("{name}: {}", e.kind())),
+                    took: t.elapsed(),
+                });
+                report.prompts_got.push(json!({
+                    "prompt": name,
+                    "arguments": arguments,
+                    "ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "error": {"kind": e.kind(), "message": e.to_string()},
+                }));
+                first_failure.get_or_insert((
+                    exit_code_for(&e),
+                    e.kind().to_owned(),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    for (tool, args) in asks.calls {
         if caps.tools.is_none() {
             let why = format!("{}; `{tool}` was not called", not_advertised("tools"));
             report.steps.push(Step {
@@ -618,6 +727,8 @@ fn to_json(r: &Report) -> Value {
         "tools": r.tools,
         "resources": r.resources,
         "prompts": r.prompts,
+        "reads": r.reads,
+        "prompts_got": r.prompts_got,
         "call": r.calls.first(),
         "calls": r.calls,
         "error": r.error.as_ref().map(|(kind, message)| json!({"kind": kind, "message": message})),
