@@ -35,19 +35,27 @@ if ! command -v mcp-server-everything >/dev/null 2>&1; then
   npm install --global --silent --no-fund --no-audit @modelcontextprotocol/server-everything@2026.8.31
 fi
 
-# The official MCP conformance suite judges the OAuth client (tests/integration/conformance.rs).
-# It needs Node 22, which npm ships as the `node` package: both go into a prefix of their own,
-# leaving the system's node alone.
-conformance_version=0.1.16
-conformance_dir="${MCP_HARNESS_CONFORMANCE_DIR:-$HOME/.cache/mcp-harness/conformance}"
-if ! grep -qs "\"version\": \"$conformance_version\"" \
-    "$conformance_dir/node_modules/@modelcontextprotocol/conformance/package.json" \
-  || [ ! -x "$conformance_dir/node_modules/.bin/node" ]; then
-  echo "setup: installing @modelcontextprotocol/conformance@$conformance_version and Node 22 into $conformance_dir" >&2
-  mkdir -p "$conformance_dir"
-  npm install --prefix "$conformance_dir" --silent --no-fund --no-audit \
-    node@22 "@modelcontextprotocol/conformance@$conformance_version"
-fi
+# The official MCP conformance suite judges the OAuth client and the bundled servers
+# (tests/integration/conformance.rs). It needs Node 22, which npm ships as the `node` package:
+# both go into a prefix of their own, leaving the system's node alone. Two versions, each in its
+# own prefix and pinned exactly: 0.1.16 (OAuth client and server scenarios) and 0.2.0-alpha.12,
+# whose frozen requirement sets (2025-11-25, 2026-07-28) judge the client in both protocol eras.
+install_conformance() { # version dir
+  local version="$1" dir="$2"
+  if grep -qs "\"version\": \"$version\"" \
+      "$dir/node_modules/@modelcontextprotocol/conformance/package.json" \
+    && [ -x "$dir/node_modules/.bin/node" ] \
+    && "$dir/node_modules/.bin/node" --version 2>/dev/null | grep -q '^v22\.'; then
+    return
+  fi
+  echo "setup: installing @modelcontextprotocol/conformance@$version and Node 22 into $dir" >&2
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --silent --no-fund --no-audit --save-exact \
+    node@22 "@modelcontextprotocol/conformance@$version"
+}
+install_conformance 0.1.16 "${MCP_HARNESS_CONFORMANCE_DIR:-$HOME/.cache/mcp-harness/conformance}"
+install_conformance 0.2.0-alpha.12 \
+  "${MCP_HARNESS_CONFORMANCE_ALPHA_DIR:-$HOME/.cache/mcp-harness/conformance-alpha}"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2

@@ -340,6 +340,10 @@ fn check_a_stdio_command_as_json() {
         "add",
         "--args",
         r#"{"a":2,"b":3}"#,
+        "--read",
+        "fast-test://readme",
+        "--prompt",
+        r#"greeting:{"name":"ada"}"#,
         "--",
         CLI,
         "serve",
@@ -363,23 +367,188 @@ fn check_a_stdio_command_as_json() {
     assert!(tools.contains(&"echo"), "{tools:?}");
     assert_eq!(j["resources"][0]["uri"], "fast-test://readme");
     assert_eq!(j["prompts"][0]["name"], "greeting");
-    let steps: Vec<&str> = j["steps"]
+    assert_eq!(j["reads"][0]["uri"], "fast-test://readme");
+    let readme = j["reads"][0]["result"]["contents"][0]["text"].to_string();
+    assert!(readme.contains("fast-test"), "{readme}");
+    assert_eq!(
+        j["prompts_got"][0]["result"]["messages"][0]["content"]["text"],
+        "Say hello to ada."
+    );
+    // The steps follow the era the session speaks (MCP_HARNESS_PROTOCOL may switch it): the
+    // handshake era opens with initialize and pings, the stateless era discovers and has no ping.
+    let (open, ping) = match j["era"].as_str() {
+        Some("handshake") => ("initialize", "ok"),
+        Some("stateless") => ("server/discover", "skipped"),
+        other => panic!("unknown era {other:?}: {j}"),
+    };
+    assert_eq!(
+        steps(&j),
+        [
+            (open.to_owned(), "ok".to_owned()),
+            ("ping".into(), ping.into()),
+            ("tools/list".into(), "ok".into()),
+            ("resources/list".into(), "ok".into()),
+            ("prompts/list".into(), "ok".into()),
+            ("resources/read".into(), "ok".into()),
+            ("prompts/get".into(), "ok".into()),
+            ("tools/call".into(), "ok".into()),
+        ]
+    );
+}
+
+/// `(step, status)` of every step of a `check --json` report.
+fn steps(j: &Value) -> Vec<(String, String)> {
+    j["steps"]
         .as_array()
         .expect("steps")
         .iter()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap_or("?").to_owned(),
+                s["status"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_asks_only_for_what_the_server_advertises() {
+    // fast-time advertises tools only: resources/list and prompts/list are not asked.
+    let r = run(&[
+        "check",
+        "--json",
+        "--protocol",
+        "2025-11-25",
+        "--",
+        CLI,
+        "serve",
+        "fast-time",
+        "--transport",
+        "stdio",
+    ])
+    .expect(OK);
+    let j = r.json();
     assert_eq!(
-        steps,
+        steps(&j),
         [
-            "initialize",
-            "ping",
-            "tools/list",
-            "resources/list",
-            "prompts/list",
-            "tools/call"
-        ]
+            ("initialize".to_owned(), "ok".to_owned()),
+            ("ping".into(), "ok".into()),
+            ("tools/list".into(), "ok".into()),
+            ("resources/list".into(), "skipped".into()),
+            ("prompts/list".into(), "skipped".into()),
+        ],
+        "{j}"
     );
+    assert_eq!(
+        j["skipped"],
+        serde_json::json!([
+            {"step": "resources/list", "reason": "the server does not advertise resources"},
+            {"step": "prompts/list", "reason": "the server does not advertise prompts"},
+        ])
+    );
+    assert!(j["resources"].is_null() && j["prompts"].is_null(), "{j}");
+    // The table says so too.
+    let table = run(&[
+        "check",
+        "--protocol",
+        "2025-11-25",
+        "--",
+        CLI,
+        "serve",
+        "fast-time",
+        "--transport",
+        "stdio",
+    ])
+    .expect(OK)
+    .stdout;
+    assert!(
+        table.contains("skipped") && table.contains("the server does not advertise prompts"),
+        "{table}"
+    );
+
+    // A read or a prompt the server cannot have is not asked for: a failed step, exit 5.
+    let j = run(&[
+        "check",
+        "--json",
+        "--read",
+        "x://y",
+        "--prompt",
+        "hello",
+        "--",
+        CLI,
+        "serve",
+        "fast-time",
+        "--transport",
+        "stdio",
+    ])
+    .expect(PROTOCOL)
+    .json();
+    assert_eq!(j["error"]["kind"], "not_advertised", "{j}");
+    assert_eq!(
+        j["error"]["message"],
+        "the server does not advertise resources; `x://y` was not read"
+    );
+    let failed: Vec<(String, String)> = steps(&j).into_iter().skip(5).collect();
+    assert_eq!(
+        failed,
+        [
+            ("resources/read".to_owned(), "failed".to_owned()),
+            ("prompts/get".into(), "failed".into()),
+        ],
+        "{j}"
+    );
+
+    // ping does not exist in the stateless era: not sent, reported as skipped.
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
+    let j = run(&["check", &s.url, "--protocol", "2026-07-28", "--json"])
+        .expect(OK)
+        .json();
+    assert_eq!(steps(&j)[0], ("server/discover".into(), "ok".into()), "{j}");
+    assert_eq!(steps(&j)[1], ("ping".into(), "skipped".into()), "{j}");
+    assert_eq!(
+        j["skipped"][0]["reason"], "no ping in 2026-07-28 (the stateless era)",
+        "{j}"
+    );
+}
+
+#[test]
+fn check_makes_several_calls_in_order_and_a_failed_one_does_not_stop_the_next() {
+    let s = Serve::start(&["fast-test"], &[]);
+    let r = run(&[
+        "check",
+        &s.url,
+        "--json",
+        "--call",
+        r#"add:{"a":2,"b":3}"#,
+        "--call",
+        r#"error:{"code":-32000}"#,
+        "--call",
+        r#"fail:{"message":"boom"}"#,
+        "--call",
+        r#"echo:{"text":"still here"}"#,
+    ])
+    .expect(PROTOCOL);
+    let j = r.json();
+    let calls = j["calls"].as_array().expect("calls");
+    let tools: Vec<&str> = calls.iter().filter_map(|c| c["tool"].as_str()).collect();
+    assert_eq!(tools, ["add", "error", "fail", "echo"], "{j}");
+    assert_eq!(calls[0]["text"], "5");
+    assert_eq!(calls[1]["error"]["kind"], "jsonrpc_error");
+    assert_eq!(calls[2]["is_error"], true);
+    assert_eq!(calls[3]["text"], "still here");
+    assert!(j["reads"] == serde_json::json!([]) && j["prompts_got"] == serde_json::json!([]));
+    // The first failure decides the exit code and the error; `call` is the first call.
+    assert_eq!(j["error"]["kind"], "jsonrpc_error");
+    assert_eq!(j["call"]["tool"], "add");
+
+    // --args belongs to a single --call TOOL.
+    let r = run(&[
+        "check", &s.url, "--call", "add", "--call", "echo", "--args", "{}",
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("--call 'TOOL:{...}'"), "{}", r.stderr);
+    run(&["check", &s.url, "--call", ":{}"]).expect(USAGE);
+    run(&["check", &s.url, "--call", "add:{oops"]).expect(USAGE);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`) judges the OAuth
-//! client and the bundled server. Each client scenario stands up its own authorization server and MCP server (spec
+//! client, the bundled server, and the client in both protocol eras. Each client scenario stands
+//! up its own authorization server and MCP server (spec
 //! conformant, and varied on purpose: metadata locations, scope sources, token endpoint auth
 //! methods, pre-registered clients), runs `mcp-harness check --oauth <url>` against them, and
 //! records a check for every request the client made. A scenario passes when no check failed
@@ -8,9 +9,15 @@
 //! a bundled `fast-test` over streamable HTTP; all of them, including the ones that need the
 //! suite's tools, resources and prompts, run against the bundled `conformance` server.
 //!
-//! `scripts/setup.sh` installs the suite and the Node 22 it needs under
-//! `$MCP_HARNESS_CONFORMANCE_DIR` (default `~/.cache/mcp-harness/conformance`).
+//! The client's scenarios of the frozen requirement sets 2025-11-25 and 2026-07-28 (the
+//! non-auth ones) run with suite 0.2.0-alpha.12 against `mcp-harness check --protocol <set>`,
+//! with a baseline of expected failures ([`BASELINE`]), each with its reason.
+//!
+//! `scripts/setup.sh` installs both suites and the Node 22 they need: 0.1.16 under
+//! `$MCP_HARNESS_CONFORMANCE_DIR` (default `~/.cache/mcp-harness/conformance`), 0.2.0-alpha.12
+//! under `$MCP_HARNESS_CONFORMANCE_ALPHA_DIR` (default `~/.cache/mcp-harness/conformance-alpha`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -27,28 +34,64 @@ const STEP_UP: &str = "--call test-tool";
 const PRE_REGISTERED: &str =
     "--oauth-client-id pre-registered-client --oauth-client-secret pre-registered-secret";
 
-fn suite_dir() -> PathBuf {
-    std::env::var_os("MCP_HARNESS_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/mcp-harness/conformance")
-        })
+/// One installed version of the suite.
+struct Suite {
+    /// The exact npm version.
+    version: &'static str,
+    /// The environment variable that overrides the install prefix.
+    dir_env: &'static str,
+    /// The default install prefix, under `$HOME`.
+    default_dir: &'static str,
 }
 
-/// Node 22 and the suite's entry point; fails with how to install them when missing.
-fn suite() -> (PathBuf, PathBuf) {
-    let dir = suite_dir();
-    let node = dir.join("node_modules/.bin/node");
-    let entry = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    assert!(
-        node.exists() && entry.exists(),
-        "the MCP conformance suite is not installed in {}: run scripts/setup.sh (npm install \
-         --prefix {} node@22 @modelcontextprotocol/conformance@0.1.16)",
-        dir.display(),
-        dir.display()
-    );
-    (node, entry)
+/// The OAuth client scenarios and the server scenarios.
+const SUITE: Suite = Suite {
+    version: "0.1.16",
+    dir_env: "MCP_HARNESS_CONFORMANCE_DIR",
+    default_dir: ".cache/mcp-harness/conformance",
+};
+
+/// The frozen requirement sets 2025-11-25 and 2026-07-28 (`--requirements`, `--spec-version`).
+const ALPHA: Suite = Suite {
+    version: "0.2.0-alpha.12",
+    dir_env: "MCP_HARNESS_CONFORMANCE_ALPHA_DIR",
+    default_dir: ".cache/mcp-harness/conformance-alpha",
+};
+
+impl Suite {
+    fn dir(&self) -> PathBuf {
+        std::env::var_os(self.dir_env)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(self.default_dir)
+            })
+    }
+
+    /// Node 22 and the suite's entry point; fails with how to install them when missing or
+    /// when another version is installed there.
+    fn paths(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir();
+        let node = dir.join("node_modules/.bin/node");
+        let package = dir.join("node_modules/@modelcontextprotocol/conformance");
+        let entry = package.join("dist/index.js");
+        let installed = std::fs::read_to_string(package.join("package.json"))
+            .ok()
+            .and_then(|p| serde_json::from_str::<Value>(&p).ok())
+            .and_then(|p| p["version"].as_str().map(str::to_owned));
+        assert!(
+            node.exists() && entry.exists() && installed.as_deref() == Some(self.version),
+            "the MCP conformance suite {} is not installed in {} (found: {}): run \
+             scripts/setup.sh (it runs npm install --prefix {} node@22 \
+             @modelcontextprotocol/conformance@{}; ${} chooses another directory)",
+            self.version,
+            dir.display(),
+            installed.as_deref().unwrap_or("nothing"),
+            dir.display(),
+            self.version,
+            self.dir_env,
+        );
+        (node, entry)
+    }
 }
 
 /// Runs one client scenario against `mcp-harness check --oauth <extra>`.
@@ -63,7 +106,48 @@ fn run_client_scenario(scenario: &str, extra: &str) -> Vec<Value> {
 /// Runs the suite (`client ...` or `server ...` arguments) for `scenario` and returns its
 /// checks, after asserting that none failed or warned and that the run itself passed.
 fn run_suite(scenario: &str, args: &[&str]) -> Vec<Value> {
-    let (node, entry) = suite();
+    let run = run_suite_with(&SUITE, scenario, args);
+    let skipped: Vec<&Value> = run
+        .checks
+        .iter()
+        .filter(|c| c["status"] == "SKIPPED")
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "{scenario}: the suite skipped checks: {skipped:#?}"
+    );
+    assert!(
+        run.passed(),
+        "{scenario}: the conformance suite found problems:\n{}\n--- the client's stderr\n{}",
+        run.bad.join("\n"),
+        run.client_stderr
+    );
+    run.checks
+}
+
+/// What one run of the suite found.
+struct SuiteRun {
+    checks: Vec<Value>,
+    /// Every check that failed or warned, as `STATUS id (name): message`.
+    bad: Vec<String>,
+    /// The ids of those checks.
+    bad_ids: BTreeSet<String>,
+    /// Whether the suite's own verdict was a pass (its exit status).
+    suite_passed: bool,
+    /// What the suite printed (its verdict and the client's output on a failure).
+    suite_output: String,
+    client_stderr: String,
+}
+
+impl SuiteRun {
+    fn passed(&self) -> bool {
+        self.bad.is_empty() && self.suite_passed
+    }
+}
+
+/// Runs `suite` for `scenario` and collects its checks, without judging them.
+fn run_suite_with(suite: &Suite, scenario: &str, args: &[&str]) -> SuiteRun {
+    let (node, entry) = suite.paths();
     let out = tempdir(scenario);
     let run = Command::new(node)
         .arg(entry)
@@ -73,35 +157,45 @@ fn run_suite(scenario: &str, args: &[&str]) -> Vec<Value> {
         .output()
         .expect("the conformance suite runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
     let checks_file = find(&out, "checks.json").unwrap_or_else(|| {
         panic!(
-            "{scenario}: the suite wrote no checks.json\n--- stdout\n{stdout}\n--- stderr\n{}",
-            String::from_utf8_lossy(&run.stderr)
+            "{scenario}: the suite wrote no checks.json\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
         )
     });
     let checks: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(&checks_file).unwrap()).unwrap();
     let client_stderr =
         std::fs::read_to_string(checks_file.with_file_name("stderr.txt")).unwrap_or_default();
-    let bad: Vec<String> = checks
+    let bad_checks: Vec<&Value> = checks
         .iter()
-        .filter(|c| !matches!(c["status"].as_str(), Some("SUCCESS" | "INFO")))
+        .filter(|c| !matches!(c["status"].as_str(), Some("SUCCESS" | "INFO" | "SKIPPED")))
+        .collect();
+    let bad = bad_checks
+        .iter()
         .map(|c| {
             format!(
-                "{} {}: {} {}",
+                "{} {} ({}): {} {}",
                 c["status"].as_str().unwrap_or("?"),
                 c["id"].as_str().unwrap_or("?"),
+                c["name"].as_str().unwrap_or("?"),
                 c["description"].as_str().unwrap_or(""),
                 c["errorMessage"].as_str().unwrap_or("")
             )
         })
         .collect();
-    assert!(
-        bad.is_empty() && run.status.success(),
-        "{scenario}: the conformance suite found problems:\n{}\n--- the client's stderr\n{client_stderr}",
-        bad.join("\n")
-    );
-    checks
+    let bad_ids = bad_checks
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    SuiteRun {
+        checks,
+        bad,
+        bad_ids,
+        suite_passed: run.status.success(),
+        suite_output: format!("{stdout}{stderr}"),
+        client_stderr,
+    }
 }
 
 fn tempdir(scenario: &str) -> PathBuf {
@@ -251,4 +345,199 @@ fn run_server_scenario(kind: mcp_harness::Bundled, scenario: &str) {
         checks.iter().any(|c| c["status"] == "SUCCESS"),
         "{scenario}: no successful check: {checks:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client in both protocol eras: the frozen requirement sets of suite 0.2.0-alpha.12.
+
+/// The custom-header values `http-custom-headers` hands the client (its MCP_CONFORMANCE_CONTEXT):
+/// plain, numeric and boolean values, and ones that need Base64 (non-ASCII, edge whitespace,
+/// control characters).
+const CUSTOM_HEADERS: &str = r#"--call 'test_custom_headers:{"region":"us-west1","priority":42,"verbose":false,"debug":true,"empty_val":"","method_val":"test-method","float_val":3.14159,"non_ascii_val":"Hello, \u4e16\u754c","whitespace_val":" padded ","leading_space_val":" us-west1","trailing_space_val":"us-west1 ","internal_space_val":"us west 1","control_char_val":"line1\nline2","crlf_val":"line1\r\nline2","tab_val":"\tindented","query":"SELECT * FROM users"}' --call 'test_custom_headers_null:{"region":"us-east1","priority":1,"verbose":null,"query":"SELECT 1"}'"#;
+
+/// `http-invalid-tool-headers` lists one valid tool and eleven whose `x-mcp-header` annotations
+/// break a rule of SEP-2243. The client is asked to call all twelve: a conformant client calls
+/// `valid_tool` and refuses the others without sending them (the scenario lets the client exit
+/// non-zero).
+const INVALID_TOOL_HEADERS: &str = r#"--call 'valid_tool:{"region":"us-west1"}' --call 'invalid_empty_header:{"value":"x"}' --call 'invalid_object_header:{"data":{}}' --call 'invalid_array_header:{"items":["x"]}' --call 'invalid_null_header:{"nil":null}' --call 'invalid_number_header:{"score":1.5}' --call 'invalid_duplicate_same_case:{"field1":"x","field2":"y"}' --call 'invalid_duplicate_diff_case:{"field1":"x","field2":"y"}' --call 'invalid_space_in_name:{"value":"x"}' --call 'invalid_colon_in_name:{"value":"x"}' --call 'invalid_non_ascii_name:{"value":"x"}' --call 'invalid_control_char_name:{"value":"x"}'"#;
+
+/// Every non-auth client scenario of the two frozen requirement sets (`conformance list
+/// --requirements <set>`), and the `check` flags that make the client do what the scenario's
+/// server expects (read from the scenarios' sources). `--protocol` is always the set's own
+/// revision, so that MCP_HARNESS_PROTOCOL does not change what is judged.
+const CLIENT_SCENARIOS: &[(&str, &str, &str)] = &[
+    ("2025-11-25", "initialize", ""),
+    (
+        "2025-11-25",
+        "tools_call",
+        r#"--call 'add_numbers:{"a":2,"b":3}'"#,
+    ),
+    (
+        "2025-11-25",
+        "elicitation-sep1034-client-defaults",
+        "--elicit defaults --call test_client_elicitation_defaults",
+    ),
+    // The tool's POST stream ends after a priming event with `retry: 500`; the answer comes on
+    // the GET stream the client must open (after 500 ms, with Last-Event-ID).
+    ("2025-11-25", "sse-retry", "--call test_reconnection"),
+    (
+        "2026-07-28",
+        "tools_call",
+        r#"--call 'add_numbers:{"a":2,"b":3}'"#,
+    ),
+    // The first request is refused with -32022 (supported: 2026-07-28): the client retries.
+    ("2026-07-28", "request-metadata", ""),
+    // Two tools answer input_required (an elicitation, with and without requestState), one is
+    // unrelated, one answers without resultType.
+    (
+        "2026-07-28",
+        "sep-2322-client-request-state",
+        r#"--elicit '{"confirmed":true}' --call test_mrtr_echo_state --call test_mrtr_no_state --call test_mrtr_unrelated --call test_mrtr_no_result_type"#,
+    ),
+    // Mcp-Name must mirror the tool, the resource URI (percent-encoded, with a query) and the
+    // prompt name.
+    (
+        "2026-07-28",
+        "http-standard-headers",
+        "--call test_headers --call my-hyphenated-tool --read 'file:///path/to/file%20name.txt' \
+         --read 'https://example.com/resource?id=123' --prompt test_prompt",
+    ),
+    ("2026-07-28", "http-custom-headers", CUSTOM_HEADERS),
+    (
+        "2026-07-28",
+        "http-invalid-tool-headers",
+        INVALID_TOOL_HEADERS,
+    ),
+    ("2026-07-28", "json-schema-ref-no-deref", ""),
+];
+
+/// Client scenarios expected to fail today: `(set, scenario, the ids of the checks that fail or
+/// warn, why)`. A scenario here must fail with exactly those checks: one that passes, or fails
+/// differently, fails its test, so that the baseline follows the client.
+// Empty: every scenario passes. The mechanism stays for the next revision of the suite.
+const BASELINE: &[(&str, &str, &[&str], &str)] = &[];
+
+fn client_scenario_flags(set: &str, scenario: &str) -> &'static str {
+    CLIENT_SCENARIOS
+        .iter()
+        .find(|(s, name, _)| *s == set && *name == scenario)
+        .map(|(_, _, flags)| *flags)
+        .unwrap_or_else(|| panic!("{scenario} ({set}) is not in CLIENT_SCENARIOS"))
+}
+
+/// One test per non-auth client scenario of each requirement set (the same list as
+/// [`CLIENT_SCENARIOS`], which `the_client_scenario_list_is_the_suites_requirement_sets`
+/// compares with the suite's own).
+#[rstest]
+#[case::initialize_2025_11_25("2025-11-25", "initialize")]
+#[case::tools_call_2025_11_25("2025-11-25", "tools_call")]
+#[case::elicitation_sep1034_client_defaults_2025_11_25(
+    "2025-11-25",
+    "elicitation-sep1034-client-defaults"
+)]
+#[case::sse_retry_2025_11_25("2025-11-25", "sse-retry")]
+#[case::tools_call_2026_07_28("2026-07-28", "tools_call")]
+#[case::request_metadata_2026_07_28("2026-07-28", "request-metadata")]
+#[case::sep_2322_client_request_state_2026_07_28("2026-07-28", "sep-2322-client-request-state")]
+#[case::http_standard_headers_2026_07_28("2026-07-28", "http-standard-headers")]
+#[case::http_custom_headers_2026_07_28("2026-07-28", "http-custom-headers")]
+#[case::http_invalid_tool_headers_2026_07_28("2026-07-28", "http-invalid-tool-headers")]
+#[case::json_schema_ref_no_deref_2026_07_28("2026-07-28", "json-schema-ref-no-deref")]
+fn the_client_passes_the_official_requirement_set_scenario(
+    #[case] set: &str,
+    #[case] scenario: &str,
+) {
+    let flags = client_scenario_flags(set, scenario);
+    let command = format!("{CLI} check --protocol {set} --timeout 15s {flags}");
+    let run = run_suite_with(
+        &ALPHA,
+        scenario,
+        &[
+            "client",
+            "--spec-version",
+            set,
+            "--command",
+            command.trim(),
+            "--timeout",
+            "90000",
+        ],
+    );
+    let what = format!(
+        "{scenario} ({set})\n--- failed or warned\n{}\n--- the suite\n{}\n--- the client's stderr\n{}",
+        run.bad.join("\n"),
+        run.suite_output,
+        run.client_stderr
+    );
+    assert!(
+        run.checks.iter().any(|c| c["status"] == "SUCCESS") || !run.bad.is_empty(),
+        "{what}: the suite judged nothing (no check succeeded or failed)"
+    );
+    match BASELINE
+        .iter()
+        .find(|(s, name, _, _)| *s == set && *name == scenario)
+    {
+        None => assert!(run.passed(), "{what}"),
+        Some((_, _, expected, why)) => {
+            assert!(
+                !run.passed(),
+                "{scenario} ({set}) passes now: remove it from the baseline (it was there \
+                 because: {why})"
+            );
+            let expected: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(
+                run.bad_ids, expected,
+                "{scenario} ({set}) fails differently than the baseline says (it is there \
+                 because: {why}); update the baseline or fix the client\n{what}"
+            );
+        }
+    }
+}
+
+/// The scenario list above is exactly the suite's: every non-auth client scenario that each
+/// frozen requirement set names, and the baseline names only listed scenarios.
+#[test]
+fn the_client_scenario_list_is_the_suites_requirement_sets() {
+    let (node, entry) = ALPHA.paths();
+    let mut listed = BTreeSet::new();
+    for set in ["2025-11-25", "2026-07-28"] {
+        let out = Command::new(&node)
+            .arg(&entry)
+            .args(["list", "--requirements", set])
+            .output()
+            .expect("the conformance suite runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "list --requirements {set}: {text}");
+        // The required client scenarios: the `  - name` lines of the "Client scenarios"
+        // section, up to the scenarios that are run but never scored.
+        let section = text
+            .split("Client scenarios")
+            .nth(1)
+            .and_then(|rest| rest.split("never scored").next())
+            .unwrap_or_else(|| panic!("no client scenarios in list --requirements {set}:\n{text}"));
+        for line in section.lines() {
+            if let Some(name) = line.trim().strip_prefix("- ")
+                && !name.starts_with("auth/")
+            {
+                listed.insert((set.to_owned(), name.trim().to_owned()));
+            }
+        }
+    }
+    let ours: BTreeSet<(String, String)> = CLIENT_SCENARIOS
+        .iter()
+        .map(|(set, name, _)| ((*set).to_owned(), (*name).to_owned()))
+        .collect();
+    assert_eq!(
+        ours, listed,
+        "CLIENT_SCENARIOS differs from the suite's requirement sets"
+    );
+    for (set, name, _, why) in BASELINE {
+        assert!(
+            ours.contains(&((*set).to_owned(), (*name).to_owned())),
+            "the baseline names {name} ({set}), which is not a client scenario ({why})"
+        );
+        assert!(
+            !why.trim().is_empty(),
+            "the baseline entry {name} ({set}) gives no reason"
+        );
+    }
 }

@@ -1,5 +1,7 @@
-//! `mcp-harness check`: connect to any MCP server, initialize, list, ping, optionally call a
-//! tool, and report as a table or JSON.
+//! `mcp-harness check`: connect to any MCP server (`initialize` or `server/discover`), ask for
+//! what the server advertises (ping in the handshake era, the lists of its tools, resources and
+//! prompts), optionally call tools, and report as a table or JSON. A step that the server's
+//! capabilities or the protocol era rule out is reported as skipped, with the reason.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -9,7 +11,7 @@ use serde_json::{Value, json};
 use super::{TransportArg, exit, exit_code_for, ms, parse_duration, parse_header, parse_json_args};
 use mcp_harness::Error;
 use mcp_harness::{
-    ClientAnswers, ElicitationAnswer, OAuth, Protocol, Secret, ServerSpec, Session, Target,
+    ClientAnswers, ElicitationAnswer, Era, OAuth, Protocol, Secret, ServerSpec, Session, Target,
     TokenEndpointAuth, Transport,
 };
 
@@ -52,12 +54,21 @@ pub(super) struct CheckArgs {
     /// scopes_supported). Implies --oauth.
     #[arg(long, value_name = "SCOPE", conflicts_with = "token")]
     oauth_scope: Option<String>,
-    /// Call this tool after listing.
-    #[arg(long, value_name = "TOOL")]
-    call: Option<String>,
-    /// JSON object arguments for --call.
-    #[arg(long, requires = "call", value_parser = parse_json_args, value_name = "JSON")]
+    /// Call this tool after listing, with JSON object arguments after a colon
+    /// (`add:{"a":1,"b":2}`). Repeatable: the calls run in order, each its own step, and a
+    /// failed call does not stop the next.
+    #[arg(long = "call", value_parser = parse_call, value_name = "TOOL[:JSON]")]
+    calls: Vec<(String, Option<Value>)>,
+    /// JSON object arguments for a single --call TOOL (the same as --call TOOL:JSON).
+    #[arg(long, requires = "calls", value_parser = parse_json_args, value_name = "JSON")]
     args: Option<Value>,
+    /// Read this resource after listing (repeatable; before the calls).
+    #[arg(long = "read", value_name = "URI")]
+    reads: Vec<String>,
+    /// Get this prompt after listing, with JSON object arguments after a colon
+    /// (`greeting:{"name":"ada"}`). Repeatable; after the reads, before the calls.
+    #[arg(long = "prompt", value_parser = parse_call, value_name = "NAME[:JSON]")]
+    prompts: Vec<(String, Option<Value>)>,
     /// Print one JSON document on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -92,6 +103,41 @@ fn parse_elicit(s: &str) -> Result<ElicitationAnswer, String> {
     }
 }
 
+/// Parses `TOOL` or `TOOL:{...}` (JSON object arguments after the first colon that a `{`
+/// follows, so that a tool name may itself hold colons).
+fn parse_call(s: &str) -> Result<(String, Option<Value>), String> {
+    let json_at = s
+        .match_indices(':')
+        .map(|(i, _)| i)
+        .find(|&i| s[i + 1..].trim_start().starts_with('{'));
+    let (tool, args) = match json_at {
+        Some(i) => (&s[..i], Some(parse_json_args(&s[i + 1..])?)),
+        None => (s, None),
+    };
+    if tool.trim().is_empty() {
+        return Err(format!("`{s}` names no tool; use TOOL or TOOL:{{...}}"));
+    }
+    Ok((tool.to_owned(), args))
+}
+
+/// The calls asked for: `--args` belongs to a single `--call TOOL`.
+fn calls(args: &CheckArgs) -> Result<Vec<(String, Option<Value>)>, String> {
+    let mut calls = args.calls.clone();
+    if let Some(a) = &args.args {
+        match calls.as_mut_slice() {
+            [(_, inline @ None)] => *inline = Some(a.clone()),
+            _ => {
+                return Err(
+                    "--args gives the arguments of a single --call TOOL; with several \
+                     calls, or arguments inline, write each as --call 'TOOL:{...}'"
+                        .into(),
+                );
+            }
+        }
+    }
+    Ok(calls)
+}
+
 pub(crate) fn parse_protocol(s: &str) -> Result<Protocol, String> {
     s.parse::<Protocol>().map_err(|e| e.to_string())
 }
@@ -105,7 +151,10 @@ struct Step {
 
 enum Outcome {
     Ok(String),
+    /// The server answered `-32601` (method not found).
     Unsupported,
+    /// Not asked, for the reason given (not advertised, not in this era).
+    Skipped(String),
     Failed(String),
 }
 
@@ -120,7 +169,9 @@ struct Report {
     tools: Option<Vec<Value>>,
     resources: Option<Vec<Value>>,
     prompts: Option<Vec<Value>>,
-    call: Option<Value>,
+    reads: Vec<Value>,
+    prompts_got: Vec<Value>,
+    calls: Vec<Value>,
     error: Option<(String, String)>,
     code: u8,
 }
@@ -138,7 +189,17 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         token: args.token.clone(),
         oauth: oauth(&args),
     };
-    let call = args.call.clone().map(|tool| (tool, args.args.clone()));
+    let calls = match calls(&args) {
+        Ok(calls) => Asks {
+            reads: args.reads.clone(),
+            prompts: args.prompts.clone(),
+            calls,
+        },
+        Err(message) => {
+            eprintln!("mcp-harness check: {message}");
+            return exit::USAGE;
+        }
+    };
     let mut answers = ClientAnswers::new();
     if let Some(a) = args.elicit.clone() {
         answers = answers.elicitation(a);
@@ -147,7 +208,7 @@ pub(super) fn run(args: CheckArgs) -> u8 {
         answers = answers.sampling_text(text);
     }
     let client = (args.protocol.clone(), answers);
-    let report = mcp_harness::run(check(target, credentials, client, (call, args.timeout)));
+    let report = mcp_harness::run(check(target, credentials, client, (calls, args.timeout)));
     if args.json {
         super::emit(&format!(
             "{}\n",
@@ -233,13 +294,20 @@ struct Credentials {
     oauth: Option<OAuth>,
 }
 
-type Call = (Option<(String, Option<Value>)>, Duration);
+/// What the check asks for after listing, in this order.
+struct Asks {
+    reads: Vec<String>,
+    prompts: Vec<(String, Option<Value>)>,
+    calls: Vec<(String, Option<Value>)>,
+}
+
+type Calls = (Asks, Duration);
 
 async fn check(
     target: Target,
     credentials: Credentials,
     (protocol, answers): (Option<Protocol>, ClientAnswers),
-    (call, timeout): Call,
+    (calls, timeout): Calls,
 ) -> Report {
     let mut report = Report {
         target: match &target {
@@ -275,7 +343,7 @@ async fn check(
         Ok(s) => s,
         Err(e) => {
             report.steps.push(Step {
-                name: "initialize",
+                name: "connect",
                 outcome: Outcome::Failed(e.kind().into()),
                 took: started.elapsed(),
             });
@@ -286,11 +354,15 @@ async fn check(
     report.server = session.server_info().map(|i| (i.name, i.version));
     report.protocol = Some((session.protocol_version(), session.era().to_string()));
     report.steps.push(Step {
-        name: "initialize",
+        // How the session was opened: the handshake, or the stateless era's discovery.
+        name: match session.era() {
+            Era::Stateless => "server/discover",
+            _ => "initialize",
+        },
         outcome: Outcome::Ok(String::new()),
         took: started.elapsed(),
     });
-    if let Err(e) = steps(&session, &mut report, call).await {
+    if let Err(e) = steps(&session, &mut report, calls).await {
         fail(&mut report, &e);
     }
     let _ = session.shutdown().await;
@@ -307,96 +379,245 @@ fn unsupported(e: &Error) -> bool {
     e.mcp_code() == Some(-32601)
 }
 
-async fn steps(
-    session: &Session,
-    report: &mut Report,
-    call: Option<(String, Option<Value>)>,
-) -> mcp_harness::Result<()> {
-    let t = Instant::now();
-    match session.ping().await {
-        Ok(()) => report.steps.push(Step {
-            name: "ping",
-            outcome: Outcome::Ok(String::new()),
-            took: t.elapsed(),
-        }),
-        Err(e) if unsupported(&e) => report.steps.push(Step {
-            name: "ping",
-            outcome: Outcome::Unsupported,
-            took: t.elapsed(),
-        }),
-        Err(e) => return Err(step_failed(report, "ping", t, e)),
+async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harness::Result<()> {
+    let caps = session.server_capabilities();
+
+    if session.era() == Era::Handshake {
+        let t = Instant::now();
+        match session.ping().await {
+            Ok(()) => report.steps.push(Step {
+                name: "ping",
+                outcome: Outcome::Ok(String::new()),
+                took: t.elapsed(),
+            }),
+            Err(e) if unsupported(&e) => report.steps.push(Step {
+                name: "ping",
+                outcome: Outcome::Unsupported,
+                took: t.elapsed(),
+            }),
+            Err(e) => return Err(step_failed(report, "ping", t, e)),
+        }
+    } else {
+        skip(
+            report,
+            "ping",
+            format!(
+                "no ping in {} (the stateless era)",
+                session.protocol_version()
+            ),
+        );
     }
 
-    let t = Instant::now();
-    match session.list_tools().await {
-        Ok(tools) => {
-            report.steps.push(Step {
+    if caps.tools.is_some() {
+        let t = Instant::now();
+        match session.list_tools().await {
+            Ok(tools) => {
+                report.steps.push(Step {
+                    name: "tools/list",
+                    outcome: Outcome::Ok(format!("{} tool(s)", tools.len())),
+                    took: t.elapsed(),
+                });
+                report.tools = Some(
+                    tools
+                        .iter()
+                        .map(|t| json!({"name": t.name, "description": t.description}))
+                        .collect(),
+                );
+            }
+            Err(e) if unsupported(&e) => report.steps.push(Step {
                 name: "tools/list",
-                outcome: Outcome::Ok(format!("{} tool(s)", tools.len())),
+                outcome: Outcome::Unsupported,
                 took: t.elapsed(),
-            });
-            report.tools = Some(
-                tools
-                    .iter()
-                    .map(|t| json!({"name": t.name, "description": t.description}))
-                    .collect(),
-            );
+            }),
+            Err(e) => return Err(step_failed(report, "tools/list", t, e)),
         }
-        Err(e) if unsupported(&e) => report.steps.push(Step {
-            name: "tools/list",
-            outcome: Outcome::Unsupported,
-            took: t.elapsed(),
-        }),
-        Err(e) => return Err(step_failed(report, "tools/list", t, e)),
+    } else {
+        skip(report, "tools/list", not_advertised("tools"));
     }
 
-    let t = Instant::now();
-    match session.list_resources().await {
-        Ok(resources) => {
-            report.steps.push(Step {
+    if caps.resources.is_some() {
+        let t = Instant::now();
+        match session.list_resources().await {
+            Ok(resources) => {
+                report.steps.push(Step {
+                    name: "resources/list",
+                    outcome: Outcome::Ok(format!("{} resource(s)", resources.len())),
+                    took: t.elapsed(),
+                });
+                report.resources = Some(
+                    resources
+                        .iter()
+                        .map(
+                            |r| json!({"uri": r.uri, "name": r.name, "description": r.description}),
+                        )
+                        .collect(),
+                );
+            }
+            Err(e) if unsupported(&e) => report.steps.push(Step {
                 name: "resources/list",
-                outcome: Outcome::Ok(format!("{} resource(s)", resources.len())),
+                outcome: Outcome::Unsupported,
                 took: t.elapsed(),
-            });
-            report.resources = Some(
-                resources
-                    .iter()
-                    .map(|r| json!({"uri": r.uri, "name": r.name, "description": r.description}))
-                    .collect(),
-            );
+            }),
+            Err(e) => return Err(step_failed(report, "resources/list", t, e)),
         }
-        Err(e) if unsupported(&e) => report.steps.push(Step {
-            name: "resources/list",
-            outcome: Outcome::Unsupported,
-            took: t.elapsed(),
-        }),
-        Err(e) => return Err(step_failed(report, "resources/list", t, e)),
+    } else {
+        skip(report, "resources/list", not_advertised("resources"));
     }
 
-    let t = Instant::now();
-    match session.list_prompts().await {
-        Ok(prompts) => {
-            report.steps.push(Step {
+    if caps.prompts.is_some() {
+        let t = Instant::now();
+        match session.list_prompts().await {
+            Ok(prompts) => {
+                report.steps.push(Step {
+                    name: "prompts/list",
+                    outcome: Outcome::Ok(format!("{} prompt(s)", prompts.len())),
+                    took: t.elapsed(),
+                });
+                report.prompts = Some(
+                    prompts
+                        .iter()
+                        .map(|p| json!({"name": p.name, "description": p.description}))
+                        .collect(),
+                );
+            }
+            Err(e) if unsupported(&e) => report.steps.push(Step {
                 name: "prompts/list",
-                outcome: Outcome::Ok(format!("{} prompt(s)", prompts.len())),
+                outcome: Outcome::Unsupported,
                 took: t.elapsed(),
-            });
-            report.prompts = Some(
-                prompts
-                    .iter()
-                    .map(|p| json!({"name": p.name, "description": p.description}))
-                    .collect(),
-            );
+            }),
+            Err(e) => return Err(step_failed(report, "prompts/list", t, e)),
         }
-        Err(e) if unsupported(&e) => report.steps.push(Step {
-            name: "prompts/list",
-            outcome: Outcome::Unsupported,
-            took: t.elapsed(),
-        }),
-        Err(e) => return Err(step_failed(report, "prompts/list", t, e)),
+    } else {
+        skip(report, "prompts/list", not_advertised("prompts"));
     }
 
-    if let Some((tool, args)) = call {
+    // Each read, prompt and call is its own step: a failure is recorded (the first decides the
+    // exit code) and the next still runs.
+    let mut first_failure: Option<(u8, String, String)> = None;
+    for uri in asks.reads {
+        if caps.resources.is_none() {
+            let why = format!("{}; `{uri}` was not read", not_advertised("resources"));
+            report.steps.push(Step {
+                name: "resources/read",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            continue;
+        }
+        let t = Instant::now();
+        match session.read_resource(&uri).await {
+            Ok(result) => {
+                let took = t.elapsed();
+                report.steps.push(Step {
+                    name: "resources/read",
+                    outcome: Outcome::Ok(format!("{uri}: {} content(s)", result.contents.len())),
+                    took,
+                });
+                report.reads.push(json!({
+                    "uri": uri,
+                    "ms": took.as_secs_f64() * 1000.0,
+                    "result": serde_json::to_value(&result).unwrap_or(Value::Null),
+                }));
+            }
+            Err(e) => {
+                report.steps.push(Step {
+                    name: "resources/read",
+                    outcome: Outcome::Failed(format!("{uri}: {}", e.kind())),
+                    took: t.elapsed(),
+                });
+                report.reads.push(json!({
+                    "uri": uri,
+                    "ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "error": {"kind": e.kind(), "message": e.to_string()},
+                }));
+                first_failure.get_or_insert((
+                    exit_code_for(&e),
+                    e.kind().to_owned(),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    for (name, args) in asks.prompts {
+        if caps.prompts.is_none() {
+            let why = format!("{}; `{name}` was not asked for", not_advertised("prompts"));
+            report.steps.push(Step {
+                name: "prompts/get",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            continue;
+        }
+        let arguments = args.unwrap_or(Value::Null);
+        let t = Instant::now();
+        match session.get_prompt(&name, arguments.clone()).await {
+            Ok(result) => {
+                let took = t.elapsed();
+                report.steps.push(Step {
+                    name: "prompts/get",
+                    outcome: Outcome::Ok(format!("{name}: {} message(s)", result.messages.len())),
+                    took,
+                });
+                report.prompts_got.push(json!({
+                    "prompt": name,
+                    "arguments": arguments,
+                    "ms": took.as_secs_f64() * 1000.0,
+                    "result": serde_json::to_value(&result).unwrap_or(Value::Null),
+                }));
+            }
+            Err(e) => {
+                report.steps.push(Step {
+                    name: "prompts/get",
+                    outcome: Outcome::Failed(format!("{name}: {}", e.kind())),
+                    took: t.elapsed(),
+                });
+                report.prompts_got.push(json!({
+                    "prompt": name,
+                    "arguments": arguments,
+                    "ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "error": {"kind": e.kind(), "message": e.to_string()},
+                }));
+                first_failure.get_or_insert((
+                    exit_code_for(&e),
+                    e.kind().to_owned(),
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    for (tool, args) in asks.calls {
+        if caps.tools.is_none() {
+            let why = format!("{}; `{tool}` was not called", not_advertised("tools"));
+            report.steps.push(Step {
+                name: "tools/call",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            continue;
+        }
+        let listed = report.tools.as_ref().map(|tools| {
+            tools
+                .iter()
+                .any(|t| t["name"].as_str() == Some(tool.as_str()))
+        });
+        if listed == Some(false) {
+            // Not in the list: unknown, or dropped by the client because its `x-mcp-header`
+            // annotations are invalid (SEP-2243: such a tool must not be called).
+            let why = format!(
+                "`{tool}` is not in the server's tools/list (a tool with invalid x-mcp-header \
+                 annotations is left out of it); it was not called"
+            );
+            report.steps.push(Step {
+                name: "tools/call",
+                outcome: Outcome::Failed(why.clone()),
+                took: Duration::ZERO,
+            });
+            first_failure.get_or_insert((exit::PROTOCOL, "not_listed".into(), why));
+            continue;
+        }
         let arguments = args.unwrap_or(Value::Null);
         let t = Instant::now();
         match session.call_tool(&tool, arguments.clone()).await {
@@ -413,7 +634,7 @@ async fn steps(
                     },
                     took,
                 });
-                report.call = Some(json!({
+                report.calls.push(json!({
                     "tool": tool,
                     "arguments": arguments,
                     "is_error": is_error,
@@ -422,17 +643,50 @@ async fn steps(
                     "result": serde_json::to_value(&result).unwrap_or(Value::Null),
                 }));
                 if is_error {
-                    report.code = exit::TOOL_ERROR;
-                    report.error = Some((
+                    first_failure.get_or_insert((
+                        exit::TOOL_ERROR,
                         "tool_error".into(),
                         format!("tool `{tool}` returned isError: {}", one_line(&text, 200)),
                     ));
                 }
             }
-            Err(e) => return Err(step_failed(report, "tools/call", t, e)),
+            Err(e) => {
+                report.steps.push(Step {
+                    name: "tools/call",
+                    outcome: Outcome::Failed(format!("{tool}: {}", e.kind())),
+                    took: t.elapsed(),
+                });
+                report.calls.push(json!({
+                    "tool": tool,
+                    "arguments": arguments,
+                    "ms": t.elapsed().as_secs_f64() * 1000.0,
+                    "error": {"kind": e.kind(), "message": e.to_string()},
+                }));
+                first_failure.get_or_insert((
+                    exit_code_for(&e),
+                    e.kind().to_owned(),
+                    e.to_string(),
+                ));
+            }
         }
     }
+    if let Some((code, kind, message)) = first_failure {
+        report.code = code;
+        report.error = Some((kind, message));
+    }
     Ok(())
+}
+
+fn not_advertised(capability: &str) -> String {
+    format!("the server does not advertise {capability}")
+}
+
+fn skip(report: &mut Report, name: &'static str, why: String) {
+    report.steps.push(Step {
+        name,
+        outcome: Outcome::Skipped(why),
+        took: Duration::ZERO,
+    });
 }
 
 fn step_failed(report: &mut Report, name: &'static str, t: Instant, e: Error) -> Error {
@@ -463,6 +717,14 @@ fn to_json(r: &Report) -> Value {
         .filter(|s| matches!(s.outcome, Outcome::Unsupported))
         .map(|s| s.name)
         .collect();
+    let skipped: Vec<Value> = r
+        .steps
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            Outcome::Skipped(why) => Some(json!({"step": s.name, "reason": why})),
+            _ => None,
+        })
+        .collect();
     json!({
         "target": r.target,
         "transport": r.transport,
@@ -475,15 +737,20 @@ fn to_json(r: &Report) -> Value {
             let (status, detail) = match &s.outcome {
                 Outcome::Ok(d) => ("ok", d.clone()),
                 Outcome::Unsupported => ("unsupported", String::new()),
+                Outcome::Skipped(why) => ("skipped", why.clone()),
                 Outcome::Failed(d) => ("failed", d.clone()),
             };
             json!({"step": s.name, "status": status, "detail": detail, "ms": s.took.as_secs_f64() * 1000.0})
         }).collect::<Vec<_>>(),
         "unsupported": unsupported,
+        "skipped": skipped,
         "tools": r.tools,
         "resources": r.resources,
         "prompts": r.prompts,
-        "call": r.call,
+        "reads": r.reads,
+        "prompts_got": r.prompts_got,
+        "call": r.calls.first(),
+        "calls": r.calls,
         "error": r.error.as_ref().map(|(kind, message)| json!({"kind": kind, "message": message})),
     })
 }
@@ -507,15 +774,14 @@ fn print_table(r: &Report) {
         let (status, detail) = match &s.outcome {
             Outcome::Ok(d) => ("ok", d.as_str()),
             Outcome::Unsupported => ("unsupported", "method not found (-32601)"),
+            Outcome::Skipped(why) => ("skipped", why.as_str()),
             Outcome::Failed(d) => ("FAILED", d.as_str()),
         };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<12} {:>10}  {detail}",
-            s.name,
-            status,
-            ms(s.took)
-        );
+        let took = match s.outcome {
+            Outcome::Skipped(_) => "-".to_owned(),
+            _ => ms(s.took),
+        };
+        let _ = writeln!(out, "{:<16} {:<12} {:>10}  {detail}", s.name, status, took);
     }
     let mut list = |title: &str, items: &Option<Vec<Value>>, key: &str| {
         if let Some(items) = items
@@ -543,4 +809,34 @@ fn print_table(r: &Report) {
         }
     }
     super::emit(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_parse_with_and_without_inline_arguments() {
+        assert_eq!(parse_call("echo"), Ok(("echo".into(), None)));
+        assert_eq!(
+            parse_call(r#"add:{"a":1}"#),
+            Ok(("add".into(), Some(json!({"a": 1}))))
+        );
+        assert_eq!(
+            parse_call(r#"add: {"a":1}"#),
+            Ok(("add".into(), Some(json!({"a": 1}))))
+        );
+        // A colon that no JSON object follows belongs to the tool's name.
+        assert_eq!(
+            parse_call(r#"github:search:{"q":"x"}"#),
+            Ok(("github:search".into(), Some(json!({"q": "x"}))))
+        );
+        assert_eq!(
+            parse_call("github:search"),
+            Ok(("github:search".into(), None))
+        );
+        assert!(parse_call(":{}").is_err());
+        assert!(parse_call("add:{oops").is_err());
+        assert!(parse_call("add:[1]").is_ok_and(|(t, a)| t == "add:[1]" && a.is_none()));
+    }
 }

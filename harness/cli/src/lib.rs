@@ -76,13 +76,14 @@ enum Command {
         after_help = "Examples:\n  mcp-harness serve fast-test --transport http --port 4000\n  mcp-harness serve fast-test --transport sse\n  mcp-harness serve fast-time --transport stdio\n  mcp-harness serve conformance --transport http --port 4000\n  MCP_HARNESS_JWT_SECRET=s3cret mcp-harness serve fast-test --auth jwt\n\nExit codes: 0 stopped cleanly, 2 bad usage, 3 the server could not start."
     )]
     Serve(serve::ServeArgs),
-    /// Connect to any MCP server, initialize, list tools/resources/prompts, ping and optionally
-    /// call a tool.
+    /// Connect to any MCP server, ask for what it advertises (ping, tools, resources, prompts)
+    /// and optionally call tools.
     ///
     /// The target is a url (streamable HTTP, or legacy SSE with --transport sse) or, after `--`,
-    /// a command that speaks MCP on stdin/stdout.
+    /// a command that speaks MCP on stdin/stdout. A list the server's capabilities do not name,
+    /// and ping in the stateless era, are reported as skipped with the reason.
     #[command(
-        after_help = "Examples:\n  mcp-harness check http://127.0.0.1:4000/mcp\n  mcp-harness check http://127.0.0.1:4000/sse --transport sse --token s3cret\n  mcp-harness check http://127.0.0.1:4000/mcp --oauth --call whoami\n  mcp-harness check --call echo --args '{\"text\":\"hi\"}' -- npx -y @modelcontextprotocol/server-everything\n  mcp-harness check --json -- python3 server.py\n\nExit codes: 0 ok, 2 bad usage, 3 unreachable, 4 credentials refused, 5 protocol error,\n6 the tool call returned isError."
+        after_help = "Examples:\n  mcp-harness check http://127.0.0.1:4000/mcp\n  mcp-harness check http://127.0.0.1:4000/sse --transport sse --token s3cret\n  mcp-harness check http://127.0.0.1:4000/mcp --oauth --call whoami\n  mcp-harness check http://127.0.0.1:4000/mcp --call 'add:{\"a\":1,\"b\":2}' --call whoami\n  mcp-harness check --call echo --args '{\"text\":\"hi\"}' -- npx -y @modelcontextprotocol/server-everything\n  mcp-harness check --json -- python3 server.py\n\nExit codes: 0 ok, 2 bad usage, 3 unreachable, 4 credentials refused, 5 protocol error,\n6 a tool call returned isError (the first failed call decides)."
     )]
     Check(check::CheckArgs),
     /// Drive many concurrent clients calling a tool through the session pool against a real
