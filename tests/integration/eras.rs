@@ -159,3 +159,60 @@ async fn a_stateless_pin_against_a_handshake_era_server_is_a_typed_error_naming_
         "no Rust type paths in messages: {text}"
     );
 }
+
+#[rstest]
+#[case::stdio_handshake(Transport::Stdio, Protocol::Handshake("2025-11-25".into()))]
+#[case::stdio_stateless(Transport::Stdio, Protocol::Stateless("2026-07-28".into()))]
+#[case::http_handshake(Transport::StreamableHttp, Protocol::Handshake("2025-11-25".into()))]
+#[case::http_stateless(Transport::StreamableHttp, Protocol::Stateless("2026-07-28".into()))]
+#[mcp_harness::test]
+async fn notifications_arrive_in_the_order_the_server_sent_them(
+    #[case] transport: Transport,
+    #[case] protocol: Protocol,
+) {
+    use mcp_harness::rmcp::model::ServerNotification;
+    let (target, _server) = fast_test(transport).await;
+    let s = Session::builder(target)
+        .protocol(protocol)
+        .notification_buffer(256)
+        .connect()
+        .await
+        .unwrap();
+    let mut seen = s.notifications();
+    // 200 progress notifications back to back, no pause between them, read after the call.
+    s.call_tool("progress", json!({"steps": 200, "interval_ms": 0}))
+        .await
+        .unwrap();
+    let mut steps = Vec::new();
+    while steps.len() < 200 {
+        match seen.next_within(Duration::from_secs(10)).await {
+            Some(ServerNotification::ProgressNotification(p)) => steps.push(p.params.progress),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let expected: Vec<f64> = (1..=200).map(f64::from).collect();
+    assert_eq!(steps, expected, "in order, none lost");
+    assert_eq!(seen.missed(), 0);
+
+    // With a buffer smaller than the burst, a late reader sees the newest, in order, and is
+    // told how many it missed.
+    let small = Session::builder(fast_test(Transport::Stdio).await.0)
+        .notification_buffer(16)
+        .connect()
+        .await
+        .unwrap();
+    let mut late = small.notifications();
+    small
+        .call_tool("progress", json!({"steps": 100, "interval_ms": 0}))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(n) = late.next_within(Duration::from_millis(300)).await {
+        if let ServerNotification::ProgressNotification(p) = n {
+            got.push(p.params.progress);
+        }
+    }
+    assert_eq!(late.missed(), 84, "{got:?}");
+    assert_eq!(got, (85..=100).map(f64::from).collect::<Vec<_>>());
+}

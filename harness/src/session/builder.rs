@@ -60,6 +60,8 @@ pub struct SessionBuilder {
     pub(super) max_input_rounds: usize,
     /// Whether a stateless-era session opens `subscriptions/listen`.
     pub(super) listen: bool,
+    /// How many notifications a `notifications()` receiver may fall behind.
+    pub(super) notification_buffer: usize,
     /// The era in use, resolved at connect.
     pub(super) protocol: Protocol,
 }
@@ -103,6 +105,7 @@ impl SessionBuilder {
             answers: Arc::default(),
             max_input_rounds: super::rounds::DEFAULT_MAX_ROUNDS,
             listen: true,
+            notification_buffer: 64,
             protocol: Protocol::default(),
         }
     }
@@ -285,6 +288,29 @@ impl SessionBuilder {
     /// ```
     pub fn listen(mut self, on: bool) -> Self {
         self.listen = on;
+        self
+    }
+
+    /// How many notifications a [`Session::notifications`] receiver may fall behind before it
+    /// skips the oldest (default 64; [`Notifications::missed`](crate::Notifications::missed)
+    /// counts what was skipped). Raise it for a test that reads a burst only after the call
+    /// that caused it returns.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{Session, Target};
+    /// let s = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .notification_buffer(1024)
+    ///     .connect()
+    ///     .await?;
+    /// let mut seen = s.notifications();
+    /// s.call_tool("progress", serde_json::json!({"steps": 500})).await?;
+    /// while seen.next_within(std::time::Duration::from_millis(100)).await.is_some() {}
+    /// assert_eq!(seen.missed(), 0);
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn notification_buffer(mut self, n: usize) -> Self {
+        self.notification_buffer = n.max(1);
         self
     }
 

@@ -85,8 +85,9 @@ impl Connection {
     pub(super) async fn open(
         cfg: Arc<SessionBuilder>,
     ) -> std::result::Result<Arc<Connection>, Failure> {
-        // Small: every pooled session carries one; slow subscribers see `Lagged` and skip ahead.
-        let (notifications, _) = broadcast::channel(64);
+        // Small by default: every pooled session carries one; a slow subscriber skips ahead
+        // and counts what it missed.
+        let (notifications, _) = broadcast::channel(cfg.notification_buffer);
         let shared = Arc::new(Shared {
             peer: RwLock::new(None),
             closed: RwLock::new(None),

@@ -215,6 +215,7 @@ impl Session {
     /// logging, ...). Only notifications sent after the call are seen.
     pub fn notifications(&self) -> Notifications {
         Notifications {
+            missed: 0,
             rx: match &*self
                 .conn()
                 .shared

@@ -21,18 +21,37 @@ use crate::runtime;
 #[derive(Debug)]
 pub struct Notifications {
     pub(super) rx: broadcast::Receiver<ServerNotification>,
+    pub(super) missed: u64,
 }
 
 impl Notifications {
     /// The next notification, or `None` if the session closed.
+    ///
+    /// A receiver that falls more than the session's
+    /// [`notification_buffer`](crate::SessionBuilder::notification_buffer) behind skips the
+    /// oldest ones; [`missed`](Self::missed) counts them (and a warning is logged).
     pub async fn next(&mut self) -> Option<ServerNotification> {
         loop {
             match self.rx.recv().await {
                 Ok(n) => return Some(n),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.missed += n;
+                    tracing::warn!(
+                        "a notifications() receiver fell behind and skipped {n} notification(s): \
+                         read them while the calls run, or raise \
+                         SessionBuilder::notification_buffer"
+                    );
+                    continue;
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// How many notifications this receiver skipped because it fell too far behind (0 for a
+    /// receiver that kept up).
+    pub fn missed(&self) -> u64 {
+        self.missed
     }
 
     /// The next notification within `within`; `None` at the deadline or if the session closed.

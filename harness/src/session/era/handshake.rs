@@ -40,6 +40,7 @@ where
         handler.info.protocol_version = super::version(v);
     }
     let lifecycle = protocol.lifecycle();
+    let transport = super::tap::Tap::new(transport.into_transport(), handler.notifications.clone());
     runtime::timeout(
         bound,
         rmcp::serve_client_with_lifecycle(handler, transport, lifecycle),
@@ -145,10 +146,10 @@ impl rmcp::Service<RoleClient> for ClientHandler {
 
     async fn handle_notification(
         &self,
-        notification: ServerNotification,
+        _notification: ServerNotification,
         _context: NotificationContext<RoleClient>,
     ) -> std::result::Result<(), rmcp::ErrorData> {
-        let _ = self.notifications.send(notification);
+        // Published by the transport tap, in the order they arrived (see `tap`).
         Ok(())
     }
 

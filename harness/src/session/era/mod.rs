@@ -11,6 +11,7 @@
 //! session's handle, builder or owner task.
 
 pub(super) mod handshake;
+mod tap;
 
 use std::fmt;
 
