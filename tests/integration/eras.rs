@@ -216,3 +216,38 @@ async fn notifications_arrive_in_the_order_the_server_sent_them(
     assert_eq!(late.missed(), 84, "{got:?}");
     assert_eq!(got, (85..=100).map(f64::from).collect::<Vec<_>>());
 }
+
+/// A handshake-era stdio server that ignores every method it does not know (no answer at all,
+/// not even an error), `server/discover` included: older servers exist that do.
+const SILENT_TO_DISCOVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    method, id_ = msg.get("method"), msg.get("id")
+    if method == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "silent-to-discover", "version": "1"}}
+    elif method == "tools/list":
+        result = {"tools": []}
+    else:
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": id_, "result": result}), flush=True)
+"#;
+
+#[mcp_harness::test]
+async fn auto_falls_back_fast_when_the_server_ignores_discover() {
+    let spec = ServerSpec::new("silent-to-discover", "python3").args(["-c", SILENT_TO_DISCOVER]);
+    // rmcp's own fallback waits 10 s for a silent server: with a 9 s init bound only the
+    // session's short discover bound can get this session connected.
+    let s = Session::builder(Target::Stdio(spec))
+        .protocol(Protocol::Auto)
+        .discover_timeout(Duration::from_millis(300))
+        .init_timeout(Duration::from_secs(9))
+        .connect_attempts(1)
+        .connect()
+        .await
+        .expect("auto falls back to initialize");
+    assert_eq!(s.era(), Era::Handshake);
+    assert_eq!(s.protocol_version(), "2025-11-25");
+    assert!(s.list_tools().await.unwrap().is_empty());
+}

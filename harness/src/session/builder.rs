@@ -62,6 +62,8 @@ pub struct SessionBuilder {
     pub(super) listen: bool,
     /// How many notifications a `notifications()` receiver may fall behind.
     pub(super) notification_buffer: usize,
+    /// Under `auto`: how long `server/discover` may go unanswered before `initialize`.
+    pub(super) discover_timeout: Duration,
     /// The era in use, resolved at connect.
     pub(super) protocol: Protocol,
 }
@@ -106,6 +108,7 @@ impl SessionBuilder {
             max_input_rounds: super::rounds::DEFAULT_MAX_ROUNDS,
             listen: true,
             notification_buffer: 64,
+            discover_timeout: Duration::from_secs(3),
             protocol: Protocol::default(),
         }
     }
@@ -291,6 +294,28 @@ impl SessionBuilder {
         self
     }
 
+    /// Under [`Protocol::Auto`]: how long `server/discover` may go unanswered before the session
+    /// gives up on it and asks `initialize` on a new connection (a new process, over stdio).
+    /// Default 3 s (bounded by the init timeout). A server that answers `server/discover` with
+    /// an error falls back at once; this bound is for servers that ignore it. Raise it for a
+    /// stateless-era server that is slow to start (the first `npx` run of a package, say).
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use std::time::Duration;
+    /// use mcp_harness::{Protocol, ServerSpec, Session, Target};
+    /// let s = Session::builder(Target::Stdio(ServerSpec::new("old", "python3").args(["old_server.py"])))
+    ///     .protocol(Protocol::Auto)
+    ///     .discover_timeout(Duration::from_millis(500))
+    ///     .connect()
+    ///     .await?;
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn discover_timeout(mut self, d: Duration) -> Self {
+        self.discover_timeout = d;
+        self
+    }
+
     /// How many notifications a [`Session::notifications`] receiver may fall behind before it
     /// skips the oldest (default 64; [`Notifications::missed`](crate::Notifications::missed)
     /// counts what was skipped). Raise it for a test that reads a burst only after the call
@@ -356,29 +381,57 @@ impl SessionBuilder {
 pub(super) async fn connect_with_retries(cfg: &Arc<SessionBuilder>) -> Result<Arc<Connection>> {
     let mut delay = cfg.initial_backoff;
     let mut attempt = 0;
+    // `auto` asks `server/discover` within the (short) discover bound first; a server that
+    // stays silent is asked `initialize` on a fresh connection (rmcp's own fallback waits 10 s).
+    let mut attempt_cfg = match cfg.protocol {
+        Protocol::Auto => {
+            let mut quick = (**cfg).clone();
+            quick.init_timeout = cfg.init_timeout.min(cfg.discover_timeout);
+            Arc::new(quick)
+        }
+        _ => cfg.clone(),
+    };
     loop {
         attempt += 1;
-        match Connection::open(cfg.clone()).await {
+        let (reason, server_state, log_tail) = match Connection::open(attempt_cfg.clone()).await {
             Ok(conn) => return Ok(conn),
             Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Retryable {
+            Err(Failure::Silent { reason, .. }) if attempt_cfg.protocol == Protocol::Auto => {
+                tracing::info!(
+                    session = %cfg.name,
+                    "{reason}: the server ignores it; falling back to `initialize` on a new \
+                     connection"
+                );
+                let mut handshake = (**cfg).clone();
+                handshake.protocol = Protocol::default();
+                attempt_cfg = Arc::new(handshake);
+                attempt -= 1;
+                continue;
+            }
+            Err(
+                Failure::Retryable {
+                    reason,
+                    server_state,
+                    log_tail,
+                }
+                | Failure::Silent {
+                    reason,
+                    server_state,
+                    log_tail,
+                },
+            ) => (reason, server_state, log_tail),
+        };
+        if attempt >= cfg.connect_attempts {
+            return Err(Error::Connect {
+                target: cfg.target.describe(),
+                attempts: attempt,
                 reason,
                 server_state,
                 log_tail,
-            }) => {
-                if attempt >= cfg.connect_attempts {
-                    return Err(Error::Connect {
-                        target: cfg.target.describe(),
-                        attempts: attempt,
-                        reason,
-                        server_state,
-                        log_tail,
-                    });
-                }
-                tracing::debug!(session = %cfg.name, attempt, %reason, "connect failed, retrying");
-                runtime::sleep(delay).await;
-                delay = (delay * 2).min(cfg.max_backoff);
-            }
+            });
         }
+        tracing::debug!(session = %cfg.name, attempt, %reason, "connect failed, retrying");
+        runtime::sleep(delay).await;
+        delay = (delay * 2).min(cfg.max_backoff);
     }
 }

@@ -78,6 +78,13 @@ pub(super) enum Failure {
         server_state: Option<String>,
         log_tail: String,
     },
+    /// The server answered nothing within the bound (retryable; under `auto`, the sign of a
+    /// server that ignores `server/discover`).
+    Silent {
+        reason: String,
+        server_state: Option<String>,
+        log_tail: String,
+    },
     Fatal(Error),
 }
 

@@ -128,8 +128,13 @@ pub(super) async fn owner_task(
             if let Some(c) = &child {
                 c.stop(Duration::from_millis(200)).await;
             }
-            let _ = ready.send(Err(Failure::Retryable {
-                reason: format!("no initialize result within {:?}", cfg.init_timeout),
+            let asked = match &cfg.protocol {
+                Protocol::Handshake(_) => "`initialize`",
+                Protocol::Stateless(_) => "`server/discover`",
+                _ => "`server/discover`",
+            };
+            let _ = ready.send(Err(Failure::Silent {
+                reason: format!("no answer to {asked} within {:?}", cfg.init_timeout),
                 server_state: process.as_ref().map(ProcessRef::describe),
                 log_tail: child.as_ref().map(|c| c.log_tail(20)).unwrap_or_default(),
             }));

@@ -45,8 +45,9 @@ pub const PROTOCOL_ENV: &str = "MCP_HARNESS_PROTOCOL";
 pub enum Protocol {
     /// Ask `server/discover` first and use the stateless era when the server answers it; fall
     /// back to `initialize` (offering `2025-11-25`) when the server answers like a
-    /// handshake-era server. A server that stays silent falls back after rmcp's 10 s discover
-    /// bound (or fails at the session's init timeout, if that is shorter).
+    /// handshake-era server. A server that ignores `server/discover` is asked `initialize` on
+    /// a new connection after the session's
+    /// [`discover_timeout`](crate::SessionBuilder::discover_timeout) (3 s by default).
     Auto,
     /// The stateless era at exactly this version (`2026-07-28`): `server/discover`, no
     /// `initialize`. A handshake-era server fails with [`Error::UnsupportedVersion`].
