@@ -1,6 +1,14 @@
 //! fast-test: `echo`, `add`, `sleep` (honours cancellation), `fail`, `error`, `big`,
-//! `counter` (per session), `notify`, `progress` and `log` (plus the shared `whoami` and
-//! `stats`); the `fast-test://readme` resource; the `greeting` prompt.
+//! `counter` (per session), `notify`, `touch`, `progress`, `log`, `ask_user`, `ask_llm`
+//! and `ask_forever` (plus the shared `whoami` and `stats`, and the conformance suite's
+//! `server-stateless` diagnostics `test_missing_capability`, `test_streaming_elicitation`,
+//! `test_logging_tool`, `test_trigger_tool_change`, `test_trigger_prompt_change`); the
+//! `fast-test://readme` resource; the `greeting` prompt.
+//!
+//! It serves both protocol eras. The asking tools ask through server-to-client requests
+//! in the handshake era and with `input_required` results in the stateless era; `notify`
+//! and `touch` reach the session (handshake era) or every `subscriptions/listen` stream
+//! (stateless era); its list results carry cache hints in the stateless era.
 
 // Logging is deprecated by SEP-2577 but still part of the protocol versions we serve.
 #![allow(deprecated)]
@@ -12,12 +20,16 @@ use std::{
 
 use rmcp::{
     ErrorData, RoleServer,
-    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    handler::server::{
+        router::tool::ToolRouter,
+        tool::{InputResponses, RequestState},
+        wrapper::Parameters,
+    },
     model::{
-        CallToolResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResult,
-        LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, Prompt,
-        PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents, Role,
-        ServerCapabilities,
+        CacheScope, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+        GetPromptRequestParams, GetPromptResult, LoggingLevel, LoggingMessageNotificationParam,
+        ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceResult,
+        Resource, ResourceContents, Role, ServerCapabilities,
     },
     schemars,
     service::RequestContext,
@@ -27,7 +39,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    handler::{BundledServer, Handler, no_prompt, no_resource, text},
+    handler::{
+        BundledServer, Handler,
+        ask::{Answer, Conversation, Question, sampled_text},
+        era::Era,
+        listen, no_prompt, no_resource, text,
+    },
     options::Bundled,
 };
 
@@ -41,7 +58,12 @@ const MAX_BIG_BYTES: u64 = 256 * 1024 * 1024;
 const README_URI: &str = "fast-test://readme";
 const README: &str = "fast-test is a bundled MCP server of mcp-harness.\n\
 It answers quickly and deterministically so that tests measure the harness, not the server.\n\
-Tools: echo, add, sleep, fail, error, big, counter, whoami, notify, progress, log, stats.\n";
+Tools: echo, add, sleep, fail, error, big, counter, whoami, notify, touch, progress, log, \
+ask_user, ask_llm, ask_forever, stats.\n";
+
+/// The cache hints of its list results in the stateless era: the lists are the same for
+/// every caller, and `notify` announces a change.
+const CACHE_TTL_MS: u64 = 30_000;
 
 // ---------------------------------------------------------------------------------------
 // Tool arguments
@@ -95,10 +117,42 @@ enum ListKind {
     Prompts,
 }
 
+impl From<ListKind> for listen::ListKind {
+    fn from(kind: ListKind) -> Self {
+        match kind {
+            ListKind::Tools => Self::Tools,
+            ListKind::Resources => Self::Resources,
+            ListKind::Prompts => Self::Prompts,
+        }
+    }
+}
+
 #[derive(Deserialize, schemars::JsonSchema)]
 struct NotifyArgs {
     /// Which list_changed notification to send: tools, resources or prompts.
     kind: ListKind,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct TouchArgs {
+    /// The resource that changed (default: fast-test://readme).
+    #[serde(default)]
+    uri: Option<String>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AskUserArgs {
+    /// What to ask the user.
+    message: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct AskLlmArgs {
+    /// The user message for the client's LLM.
+    prompt: String,
+    /// maxTokens (default 100).
+    #[serde(default)]
+    max_tokens: Option<u32>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -213,20 +267,30 @@ impl Handler {
         text(n.to_string())
     }
 
-    /// Sends notifications/{tools,resources,prompts}/list_changed to this session.
+    /// Sends notifications/{tools,resources,prompts}/list_changed: to this session
+    /// (handshake era) or to every subscriptions/listen stream that asked for it
+    /// (stateless era).
     #[tool]
     async fn notify(
         &self,
         Parameters(NotifyArgs { kind }): Parameters<NotifyArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (sent, name) = match kind {
-            ListKind::Tools => (ctx.peer.notify_tool_list_changed().await, "tools"),
-            ListKind::Resources => (ctx.peer.notify_resource_list_changed().await, "resources"),
-            ListKind::Prompts => (ctx.peer.notify_prompt_list_changed().await, "prompts"),
-        };
-        sent.map_err(|e| internal("sending the notification", e))?;
-        Ok(text(format!("notifications/{name}/list_changed sent")))
+        Ok(text(self.announce_list_changed(kind.into(), &ctx).await?))
+    }
+
+    /// Announces that a resource changed (notifications/resources/updated, default uri
+    /// fast-test://readme): to this session if it subscribed with resources/subscribe
+    /// (handshake era), or to every subscriptions/listen stream listening to the uri
+    /// (stateless era).
+    #[tool]
+    async fn touch(
+        &self,
+        Parameters(TouchArgs { uri }): Parameters<TouchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let uri = uri.unwrap_or_else(|| README_URI.to_owned());
+        Ok(text(self.announce_resource_updated(&uri, &ctx).await?))
     }
 
     /// Sends `steps` progress notifications with the request's progress token (if
@@ -255,15 +319,19 @@ impl Handler {
     }
 
     /// Sends a logging/message notification at `level` (unless below the level set
-    /// with logging/setLevel).
+    /// with logging/setLevel, or, in the stateless era, the request's _meta logLevel; no
+    /// log at all without one).
     #[tool]
     async fn log(
         &self,
         Parameters(LogArgs { level, message }): Parameters<LogArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        if !self.log_enabled(level) {
-            return Ok(text("filtered by logging/setLevel"));
+        if !self.log_enabled(&ctx, level) {
+            return Ok(text(match Era::of(&ctx) {
+                Era::Handshake => "filtered by logging/setLevel",
+                Era::Stateless => "filtered by the request's _meta logLevel",
+            }));
         }
         ctx.peer
             .notify_logging_message(
@@ -273,6 +341,125 @@ impl Handler {
             .await
             .map_err(|e| internal("sending the log message", e))?;
         Ok(text("logged"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tools that ask the client
+
+/// The conversation of a `tools/call` of `tool`.
+fn conversation(
+    tool: &str,
+    ctx: &RequestContext<RoleServer>,
+    responses: Option<rmcp::model::InputResponses>,
+    state: Option<String>,
+) -> Result<Conversation, ErrorData> {
+    Conversation::new(
+        ctx,
+        format!("tools/call {tool}"),
+        responses,
+        state.as_deref(),
+    )
+}
+
+/// The tool's result for one answered question: the client's result as JSON text (and
+/// as structuredContent).
+fn answered(answer: Answer, conv: &Conversation) -> CallToolResponse {
+    match answer {
+        Answer::Given(value) => {
+            let mut result = text(value.to_string());
+            result.structured_content = Some(value);
+            result.into()
+        }
+        Answer::Pending => conv.input_required().into(),
+        Answer::Failed(failure) => CallToolResult::error(vec![ContentBlock::text(failure)]).into(),
+    }
+}
+
+#[tool_router(router = asking_tools, vis = "pub(crate)")]
+impl Handler {
+    /// Asks the user `message` (elicitation, a form with one string field `answer`;
+    /// key `answer` in the stateless era) and returns the client's ElicitResult as JSON.
+    #[tool]
+    async fn ask_user(
+        &self,
+        Parameters(AskUserArgs { message }): Parameters<AskUserArgs>,
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let mut conv = conversation("ask_user", &ctx, responses, state)?;
+        let schema = json!({
+            "type": "object",
+            "properties": { "answer": { "type": "string", "description": "Your answer" } },
+            "required": ["answer"]
+        });
+        let answer = conv
+            .ask("answer", Question::elicit(message, schema))
+            .await?;
+        Ok(answered(answer, &conv))
+    }
+
+    /// Asks the client's LLM `prompt` (sampling; key `completion` in the stateless era)
+    /// and returns the client's CreateMessageResult as JSON.
+    #[tool]
+    async fn ask_llm(
+        &self,
+        Parameters(AskLlmArgs { prompt, max_tokens }): Parameters<AskLlmArgs>,
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let mut conv = conversation("ask_llm", &ctx, responses, state)?;
+        let question = Question::sample(prompt, max_tokens.unwrap_or(100));
+        let answer = conv.ask("completion", question).await?;
+        if let Answer::Given(value) = &answer {
+            tracing::debug!(text = %sampled_text(value), "ask_llm answered");
+        }
+        Ok(answered(answer, &conv))
+    }
+
+    /// Never finishes asking: every call and every retry asks the user again (key
+    /// `round-N`, N counting the rounds answered), so a client's bound on rounds can be
+    /// tested. In the handshake era it asks until the user does not accept.
+    #[tool]
+    async fn ask_forever(
+        &self,
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let mut conv = conversation("ask_forever", &ctx, responses, state)?;
+        let question = |round: usize| {
+            Question::elicit(
+                format!("Round {round}: once more?"),
+                json!({ "type": "object", "properties": { "again": { "type": "boolean" } } }),
+            )
+        };
+        if conv.era() == Era::Stateless {
+            // Record this retry's answers (if any), then ask the next round.
+            let mut round = conv.rounds_answered() + 1;
+            while let Answer::Given(_) =
+                conv.ask(&format!("round-{round}"), question(round)).await?
+            {
+                round += 1;
+            }
+            return Ok(conv.input_required().into());
+        }
+        let mut round = 1;
+        loop {
+            match conv.ask(&format!("round-{round}"), question(round)).await? {
+                Answer::Given(answer) if answer["action"] == "accept" => round += 1,
+                Answer::Given(answer) => {
+                    return Ok(text(format!(
+                        "stopped asking after {round} round(s): the user answered {}",
+                        answer["action"].as_str().unwrap_or("?")
+                    ))
+                    .into());
+                }
+                other => return Ok(answered(other, &conv)),
+            }
+        }
     }
 }
 
@@ -289,7 +476,10 @@ impl BundledServer for FastTest {
     }
 
     fn tools(&self) -> ToolRouter<Handler> {
-        Handler::test_tools() + Handler::common_tools()
+        Handler::test_tools()
+            + Handler::asking_tools()
+            + Handler::diagnostic_tools()
+            + Handler::common_tools()
     }
 
     fn capabilities(&self) -> ServerCapabilities {
@@ -297,6 +487,7 @@ impl BundledServer for FastTest {
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_resources_list_changed()
             .enable_prompts()
             .enable_prompts_list_changed()
@@ -306,8 +497,16 @@ impl BundledServer for FastTest {
 
     fn instructions(&self) -> &'static str {
         "A fast MCP server for tests: echo, add, sleep, fail, error, big, counter, \
-         whoami, notify, progress, log and stats tools; the fast-test://readme \
-         resource; the greeting prompt."
+         whoami, notify, touch, progress, log, ask_user, ask_llm, ask_forever and stats \
+         tools; the fast-test://readme resource; the greeting prompt."
+    }
+
+    fn resource_subscriptions(&self) -> bool {
+        true
+    }
+
+    fn cache_hints(&self) -> Option<(u64, CacheScope)> {
+        Some((CACHE_TTL_MS, CacheScope::Public))
     }
 
     fn list_resources(&self) -> Result<Vec<Resource>, ErrorData> {
