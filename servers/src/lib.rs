@@ -1,7 +1,8 @@
 //! Real MCP servers written for testing, built on the official Rust SDK (`rmcp`).
 //!
 //! * **fast-test** — `echo`, `add`, `sleep` (honours cancellation), `fail` (a tool error),
-//!   `error` (a JSON-RPC error), `big`, `counter` (per session), `whoami`, `notify`
+//!   `error` (a JSON-RPC error), `big`, `counter` (per session), `routed_echo` (an
+//!   `x-mcp-header` argument), `whoami`, `notify`
 //!   (list_changed), `touch` (a resource update), `progress`, `log`, `ask_user`
 //!   (elicitation), `ask_llm` (sampling), `ask_forever`, `stats`; the `fast-test://readme`
 //!   resource; the `greeting` prompt.

@@ -443,41 +443,118 @@ async fn fast_tests_list_results_carry_cache_hints_in_the_stateless_era_only(
     assert_eq!((tools.ttl_ms, tools.cache_scope), (None, None));
 }
 
+/// POSTs one 2026-07-28 `tools/call` of `tool` to `url` with exactly these client
+/// capabilities and extra headers; returns the HTTP status and the JSON-RPC response (from a
+/// JSON body or from the event stream).
+async fn raw_call(
+    url: &str,
+    tool: &str,
+    arguments: Value,
+    capabilities: Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    let response = request
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": meta},
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    let message = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:").map(str::trim))
+        .chain(std::iter::once(body.as_str()))
+        .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+        .find(|m| m["id"] == 7)
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {body:?}"));
+    (status, message)
+}
+
 #[mcp_harness::test]
 async fn a_question_the_client_cannot_answer_is_refused_in_the_era_s_own_words() {
     // Stateless: the request declares the client's capabilities; a tool that needs one it
-    // lacks answers -32021 with the capability named. Raw JSON-RPC over HTTP, so that the
-    // capabilities are exactly the ones below.
+    // lacks answers -32021 (HTTP 400) with the capability named. Raw JSON-RPC over HTTP, so
+    // that the capabilities are exactly the ones given.
     let server = Server::start(ServerSpec::bundled(
         Bundled::FastTest,
         Transport::StreamableHttp,
     ))
     .await
     .unwrap();
-    let meta = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-    });
-    let response = reqwest::Client::new()
-        .post(server.url())
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "ask_llm")
-        .json(&json!({
-            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-            "params": {"name": "ask_llm", "arguments": {"prompt": "hi"}, "_meta": meta},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["id"], 7, "{body}");
+    let (status, body) = raw_call(
+        server.url(),
+        "ask_llm",
+        json!({"prompt": "hi"}),
+        json!({}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], -32021, "{body}");
     assert_eq!(
         body["error"]["data"]["requiredCapabilities"],
         json!({"sampling": {}}),
         "{body}"
     );
+    // Declared: the question, as an input_required result.
+    let (status, body) = raw_call(
+        server.url(),
+        "ask_llm",
+        json!({"prompt": "hi"}),
+        json!({"sampling": {}}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["resultType"], "input_required", "{body}");
+    assert_eq!(
+        body["result"]["inputRequests"]["completion"]["method"], "sampling/createMessage",
+        "{body}"
+    );
+}
+
+#[mcp_harness::test]
+async fn routed_echo_s_region_travels_in_an_mcp_param_header_that_must_match_the_body() {
+    let server = Server::start(ServerSpec::bundled(
+        Bundled::FastTest,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .unwrap();
+    let args = json!({"region": "eu-west", "text": "hi"});
+    let (status, body) = raw_call(
+        server.url(),
+        "routed_echo",
+        args.clone(),
+        json!({}),
+        &[("mcp-param-region", "eu-west")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["result"]["content"][0]["text"], "eu-west: hi",
+        "{body}"
+    );
+    for header in [&[("mcp-param-region", "us-east")][..], &[]] {
+        let (status, body) =
+            raw_call(server.url(), "routed_echo", args.clone(), json!({}), header).await;
+        assert_eq!(status, 400, "{header:?}: {body}");
+        assert_eq!(body["error"]["code"], -32020, "{header:?}: {body}");
+    }
 }

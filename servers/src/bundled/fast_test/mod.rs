@@ -1,6 +1,6 @@
 //! fast-test: `echo`, `add`, `sleep` (honours cancellation), `fail`, `error`, `big`,
-//! `counter` (per session), `notify`, `touch`, `progress`, `log`, `ask_user`, `ask_llm`
-//! and `ask_forever` (plus the shared `whoami` and `stats`, and the conformance suite's
+//! `counter` (per session), `routed_echo` (an `x-mcp-header` argument), `notify`,
+//! `touch`, `progress`, `log`, `ask_user`, `ask_llm` and `ask_forever` (in `asking`; plus the shared `whoami` and `stats`, and the conformance suite's
 //! `server-stateless` diagnostics `test_missing_capability`, `test_streaming_elicitation`,
 //! `test_logging_tool`, `test_trigger_tool_change`, `test_trigger_prompt_change`); the
 //! `fast-test://readme` resource; the `greeting` prompt.
@@ -14,22 +14,21 @@
 #![allow(deprecated)]
 
 use std::{
-    sync::atomic::{AtomicI64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
 use rmcp::{
     ErrorData, RoleServer,
-    handler::server::{
-        router::tool::ToolRouter,
-        tool::{InputResponses, RequestState},
-        wrapper::Parameters,
-    },
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{
-        CacheScope, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-        GetPromptRequestParams, GetPromptResult, LoggingLevel, LoggingMessageNotificationParam,
-        ProgressNotificationParam, Prompt, PromptArgument, PromptMessage, ReadResourceResult,
-        Resource, ResourceContents, Role, ServerCapabilities,
+        CacheScope, CallToolResult, ContentBlock, ErrorCode, GetPromptRequestParams,
+        GetPromptResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+        Prompt, PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents,
+        Role, ServerCapabilities,
     },
     schemars,
     service::RequestContext,
@@ -38,13 +37,10 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod asking;
+
 use crate::{
-    handler::{
-        BundledServer, Handler,
-        ask::{Answer, Conversation, Question, sampled_text},
-        era::Era,
-        listen, no_prompt, no_resource, text,
-    },
+    handler::{BundledServer, Handler, era::Era, listen, no_prompt, no_resource, text},
     options::Bundled,
 };
 
@@ -58,8 +54,8 @@ const MAX_BIG_BYTES: u64 = 256 * 1024 * 1024;
 const README_URI: &str = "fast-test://readme";
 const README: &str = "fast-test is a bundled MCP server of mcp-harness.\n\
 It answers quickly and deterministically so that tests measure the harness, not the server.\n\
-Tools: echo, add, sleep, fail, error, big, counter, whoami, notify, touch, progress, log, \
-ask_user, ask_llm, ask_forever, stats.\n";
+Tools: echo, routed_echo, add, sleep, fail, error, big, counter, whoami, notify, touch, \
+progress, log, ask_user, ask_llm, ask_forever, stats.\n";
 
 /// The cache hints of its list results in the stateless era: the lists are the same for
 /// every caller, and `notify` announces a change.
@@ -72,6 +68,33 @@ const CACHE_TTL_MS: u64 = 30_000;
 struct EchoArgs {
     /// The text to send back.
     text: String,
+}
+
+#[derive(Deserialize)]
+struct RoutedEchoArgs {
+    region: String,
+    text: String,
+}
+
+/// The input schema of `routed_echo`: `region` is mirrored in the `Mcp-Param-Region`
+/// header (SEP-2243), so that gateways can route on it without reading the body.
+fn routed_echo_input() -> Arc<serde_json::Map<String, Value>> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "region": {
+                "type": "string",
+                "description": "Where the call is routed; also sent as the Mcp-Param-Region header",
+                "x-mcp-header": "Region"
+            },
+            "text": { "type": "string", "description": "The text to send back" }
+        },
+        "required": ["region", "text"]
+    });
+    match schema {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::default(),
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -141,21 +164,6 @@ struct TouchArgs {
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
-struct AskUserArgs {
-    /// What to ask the user.
-    message: String,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
-struct AskLlmArgs {
-    /// The user message for the client's LLM.
-    prompt: String,
-    /// maxTokens (default 100).
-    #[serde(default)]
-    max_tokens: Option<u32>,
-}
-
-#[derive(Deserialize, schemars::JsonSchema)]
 struct ProgressArgs {
     /// How many progress notifications to send.
     steps: u32,
@@ -181,6 +189,17 @@ impl Handler {
     #[tool]
     fn echo(&self, Parameters(EchoArgs { text: t }): Parameters<EchoArgs>) -> CallToolResult {
         text(t)
+    }
+
+    /// Returns "region: text". Its `region` argument travels in the Mcp-Param-Region
+    /// header too (x-mcp-header); over streamable HTTP in the stateless era the server
+    /// refuses a call whose header and body disagree.
+    #[tool(input_schema = routed_echo_input())]
+    fn routed_echo(
+        &self,
+        Parameters(RoutedEchoArgs { region, text: t }): Parameters<RoutedEchoArgs>,
+    ) -> CallToolResult {
+        text(format!("{region}: {t}"))
     }
 
     /// Adds two numbers; the sum as text (and as structuredContent {"sum": ...}).
@@ -345,125 +364,6 @@ impl Handler {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tools that ask the client
-
-/// The conversation of a `tools/call` of `tool`.
-fn conversation(
-    tool: &str,
-    ctx: &RequestContext<RoleServer>,
-    responses: Option<rmcp::model::InputResponses>,
-    state: Option<String>,
-) -> Result<Conversation, ErrorData> {
-    Conversation::new(
-        ctx,
-        format!("tools/call {tool}"),
-        responses,
-        state.as_deref(),
-    )
-}
-
-/// The tool's result for one answered question: the client's result as JSON text (and
-/// as structuredContent).
-fn answered(answer: Answer, conv: &Conversation) -> CallToolResponse {
-    match answer {
-        Answer::Given(value) => {
-            let mut result = text(value.to_string());
-            result.structured_content = Some(value);
-            result.into()
-        }
-        Answer::Pending => conv.input_required().into(),
-        Answer::Failed(failure) => CallToolResult::error(vec![ContentBlock::text(failure)]).into(),
-    }
-}
-
-#[tool_router(router = asking_tools, vis = "pub(crate)")]
-impl Handler {
-    /// Asks the user `message` (elicitation, a form with one string field `answer`;
-    /// key `answer` in the stateless era) and returns the client's ElicitResult as JSON.
-    #[tool]
-    async fn ask_user(
-        &self,
-        Parameters(AskUserArgs { message }): Parameters<AskUserArgs>,
-        InputResponses(responses): InputResponses,
-        RequestState(state): RequestState,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let mut conv = conversation("ask_user", &ctx, responses, state)?;
-        let schema = json!({
-            "type": "object",
-            "properties": { "answer": { "type": "string", "description": "Your answer" } },
-            "required": ["answer"]
-        });
-        let answer = conv
-            .ask("answer", Question::elicit(message, schema))
-            .await?;
-        Ok(answered(answer, &conv))
-    }
-
-    /// Asks the client's LLM `prompt` (sampling; key `completion` in the stateless era)
-    /// and returns the client's CreateMessageResult as JSON.
-    #[tool]
-    async fn ask_llm(
-        &self,
-        Parameters(AskLlmArgs { prompt, max_tokens }): Parameters<AskLlmArgs>,
-        InputResponses(responses): InputResponses,
-        RequestState(state): RequestState,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let mut conv = conversation("ask_llm", &ctx, responses, state)?;
-        let question = Question::sample(prompt, max_tokens.unwrap_or(100));
-        let answer = conv.ask("completion", question).await?;
-        if let Answer::Given(value) = &answer {
-            tracing::debug!(text = %sampled_text(value), "ask_llm answered");
-        }
-        Ok(answered(answer, &conv))
-    }
-
-    /// Never finishes asking: every call and every retry asks the user again (key
-    /// `round-N`, N counting the rounds answered), so a client's bound on rounds can be
-    /// tested. In the handshake era it asks until the user does not accept.
-    #[tool]
-    async fn ask_forever(
-        &self,
-        InputResponses(responses): InputResponses,
-        RequestState(state): RequestState,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let mut conv = conversation("ask_forever", &ctx, responses, state)?;
-        let question = |round: usize| {
-            Question::elicit(
-                format!("Round {round}: once more?"),
-                json!({ "type": "object", "properties": { "again": { "type": "boolean" } } }),
-            )
-        };
-        if conv.era() == Era::Stateless {
-            // Record this retry's answers (if any), then ask the next round.
-            let mut round = conv.rounds_answered() + 1;
-            while let Answer::Given(_) =
-                conv.ask(&format!("round-{round}"), question(round)).await?
-            {
-                round += 1;
-            }
-            return Ok(conv.input_required().into());
-        }
-        let mut round = 1;
-        loop {
-            match conv.ask(&format!("round-{round}"), question(round)).await? {
-                Answer::Given(answer) if answer["action"] == "accept" => round += 1,
-                Answer::Given(answer) => {
-                    return Ok(text(format!(
-                        "stopped asking after {round} round(s): the user answered {}",
-                        answer["action"].as_str().unwrap_or("?")
-                    ))
-                    .into());
-                }
-                other => return Ok(answered(other, &conv)),
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The server
 
 /// fast-test: its tools plus the shared `whoami` and `stats`, the readme resource and the
@@ -496,7 +396,7 @@ impl BundledServer for FastTest {
     }
 
     fn instructions(&self) -> &'static str {
-        "A fast MCP server for tests: echo, add, sleep, fail, error, big, counter, \
+        "A fast MCP server for tests: echo, routed_echo, add, sleep, fail, error, big, counter, \
          whoami, notify, touch, progress, log, ask_user, ask_llm, ask_forever and stats \
          tools; the fast-test://readme resource; the greeting prompt."
     }
