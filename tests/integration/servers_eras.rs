@@ -17,7 +17,7 @@ use mcp_harness::{
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::{call_json, call_text};
+use crate::support::{call_json, call_text, eventually};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -326,6 +326,14 @@ async fn over_http_a_change_reaches_every_listening_client() {
         .await
         .expect("prompts list_changed reaches both clients");
     }
+    // A client that goes away takes its listen stream with it.
+    assert_eq!(call_json(&a, "stats", json!({})).await["listeners"], 2);
+    b.shutdown().await.unwrap();
+    eventually("the closed client's listen stream to end", WITHIN, || {
+        let a = a.clone();
+        async move { (call_json(&a, "stats", json!({})).await["listeners"] == 1).then_some(()) }
+    })
+    .await;
 }
 
 #[rstest]
