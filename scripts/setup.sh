@@ -57,6 +57,19 @@ install_conformance 0.1.16 "${MCP_HARNESS_CONFORMANCE_DIR:-$HOME/.cache/mcp-harn
 install_conformance 0.2.0-alpha.12 \
   "${MCP_HARNESS_CONFORMANCE_ALPHA_DIR:-$HOME/.cache/mcp-harness/conformance-alpha}"
 
+# Its 0.2.0 alpha has the 2026-07-28 server scenarios; it judges the bundled servers in both
+# eras (tests/integration/servers_eras/alpha.rs). A prefix of its own, Node 22 included.
+conformance_alpha_version=0.2.0-alpha.12
+conformance_alpha_dir="${MCP_HARNESS_CONFORMANCE_ALPHA_DIR:-$HOME/.cache/mcp-harness/conformance-alpha}"
+if ! grep -qs "\"version\": \"$conformance_alpha_version\"" \
+    "$conformance_alpha_dir/node_modules/@modelcontextprotocol/conformance/package.json" \
+  || [ ! -x "$conformance_alpha_dir/node_modules/.bin/node" ]; then
+  echo "setup: installing @modelcontextprotocol/conformance@$conformance_alpha_version and Node 22 into $conformance_alpha_dir" >&2
+  mkdir -p "$conformance_alpha_dir"
+  npm install --prefix "$conformance_alpha_dir" --silent --no-fund --no-audit \
+    node@22 "@modelcontextprotocol/conformance@$conformance_alpha_version"
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest

@@ -1,11 +1,21 @@
 //! Real MCP servers written for testing, built on the official Rust SDK (`rmcp`).
 //!
 //! * **fast-test** — `echo`, `add`, `sleep` (honours cancellation), `fail` (a tool error),
-//!   `error` (a JSON-RPC error), `big`, `counter` (per session), `whoami`, `notify`
-//!   (list_changed), `progress`, `log`, `stats`; the `fast-test://readme` resource; the
-//!   `greeting` prompt.
+//!   `error` (a JSON-RPC error), `big`, `counter` (per session), `routed_echo` (an
+//!   `x-mcp-header` argument), `whoami`, `notify`
+//!   (list_changed), `touch` (a resource update), `progress`, `log`, `ask_user`
+//!   (elicitation), `ask_llm` (sampling), `ask_forever`, `stats`; the `fast-test://readme`
+//!   resource; the `greeting` prompt.
 //! * **fast-time** — `get_system_time` and `convert_time`, answering like the reference
 //!   Python `mcp-server-time`; plus `whoami` and `stats`.
+//! * **conformance** — the tools, resources, prompts and completions of the official MCP
+//!   conformance suite's server scenarios, of both protocol eras.
+//!
+//! Every server serves both protocol eras: the handshake era (`initialize`, up to
+//! 2025-11-25) and the stateless era (`server/discover`, 2026-07-28), chosen by each
+//! request. Questions to the client are server-to-client requests in the first and
+//! `input_required` results in the second; change notifications go to the session in the
+//! first and to `subscriptions/listen` streams in the second.
 //!
 //! Both run over stdio, streamable HTTP (stateful or stateless) or the legacy HTTP+SSE
 //! transport, with no auth, static bearer tokens, HS256/RS256 JWTs, or OAuth 2.1 through

@@ -15,6 +15,7 @@ mod identity;
 mod notifications;
 mod pool;
 mod runtime;
+mod servers_eras;
 mod stateless;
 mod teardown;
 mod transports;

@@ -10,7 +10,18 @@ use rmcp::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{AuthSubject, Handler, text};
+use super::{AuthSubject, Handler, era, text};
+
+/// What every `whoami` and `stats` answer says about the request itself: its era,
+/// protocol version and the keys (never the values) of its `_meta`.
+fn request_facts(body: &mut Map<String, Value>, ctx: &RequestContext<RoleServer>) {
+    body.insert("era".into(), Value::from(era::Era::of(ctx).as_str()));
+    body.insert(
+        "protocol_version".into(),
+        era::protocol_version(ctx).map_or(Value::Null, Value::from),
+    );
+    body.insert("meta_keys".into(), Value::from(era::meta_keys(ctx)));
+}
 
 // ---------------------------------------------------------------------------------------
 // Tools shared by both servers
@@ -27,10 +38,13 @@ fn is_secret_header(name: &str) -> bool {
 #[tool_router(router = common_tools, vis = "pub(crate)")]
 impl Handler {
     /// Server-side statistics, as JSON: initializations (process-wide count of
-    /// `initialize` requests), initializations_by_client, cancellations,
-    /// active_sessions, sleeping (sleep calls running now), pid.
+    /// `initialize` requests), initializations_by_client, discovers (`server/discover`
+    /// requests), listeners (open `subscriptions/listen` streams), cancellations,
+    /// active_sessions, sleeping (sleep calls running now), pid; and of this request:
+    /// era (handshake or stateless), protocol_version, meta_keys (the `_meta` keys it
+    /// carried, never their values).
     #[tool]
-    fn stats(&self) -> CallToolResult {
+    fn stats(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
         let stats = &self.shared().stats;
         let by_client: Map<String, Value> = stats
             .by_client
@@ -39,19 +53,26 @@ impl Handler {
             .iter()
             .map(|(k, v)| (k.clone(), Value::from(*v)))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "initializations": stats.initializations.load(Ordering::Relaxed),
             "initializations_by_client": by_client,
+            "discovers": stats.discovers.load(Ordering::Relaxed),
+            "listeners": self.shared().listeners.count(),
             "cancellations": stats.cancellations.load(Ordering::Relaxed),
             "active_sessions": stats.active_sessions.load(Ordering::Relaxed).max(0),
             "sleeping": stats.sleeping.load(Ordering::Relaxed).max(0),
             "pid": std::process::id(),
         });
+        if let Value::Object(map) = &mut body {
+            request_facts(map, &ctx);
+        }
         text(body.to_string())
     }
 
     /// Who is calling, as JSON: subject (authenticated identity or null), session_id,
-    /// client (clientInfo.name), transport, and the non-secret HTTP request headers.
+    /// client (clientInfo.name), transport, era (handshake or stateless),
+    /// protocol_version, meta_keys (the request's `_meta` keys, never their values), and
+    /// the HTTP request headers (secret ones redacted).
     #[tool]
     fn whoami(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
         let parts = ctx.extensions.get::<http::request::Parts>();
@@ -87,6 +108,7 @@ impl Handler {
         body.insert("session_id".into(), session_id);
         body.insert("client".into(), client);
         body.insert("transport".into(), Value::from(self.transport_name()));
+        request_facts(&mut body, &ctx);
         if let Some(parts) = parts {
             let mut headers = Map::new();
             for (name, value) in &parts.headers {

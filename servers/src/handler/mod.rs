@@ -7,7 +7,10 @@
 //! the per-session state. Creating a handler costs one allocation.
 //!
 //! A bundled server plugs in through [`BundledServer`]; `service` answers the MCP
-//! requests, `common_tools` holds the tools fast-test and fast-time share.
+//! requests, `common_tools` holds the tools fast-test and fast-time share, `diagnostics`
+//! the `server-stateless` diagnostic tools fast-test and conformance share. `era` tells a
+//! request's protocol era, `ask` asks the client questions in either era, `listen` serves
+//! change notifications in either era.
 //!
 //! Must not import `crate::bundled` (the servers import this module, never the reverse),
 //! `crate::transport` or `crate::auth`.
@@ -15,7 +18,11 @@
 // Logging is deprecated by SEP-2577 but still part of the protocol versions we serve.
 #![allow(deprecated)]
 
+pub(crate) mod ask;
 mod common_tools;
+mod diagnostics;
+pub(crate) mod era;
+pub(crate) mod listen;
 mod service;
 
 use std::{
@@ -26,19 +33,23 @@ use std::{
     },
 };
 
+use futures::future::BoxFuture;
 use rmcp::{
     ErrorData, RoleServer,
     handler::server::router::tool::ToolRouter,
     model::{
-        CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock,
-        GetPromptRequestParams, GetPromptResult, Implementation, ListResourceTemplatesResult,
-        LoggingLevel, Prompt, ReadResourceResult, Resource, ServerCapabilities, ServerConfig,
+        CacheScope, CallToolResult, CompleteRequestParams, CompleteResult, ContentBlock,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+        ListResourceTemplatesResult, LoggingLevel, Prompt, ReadResourceResult, Resource,
+        ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{env::SUBJECT_ENV, events, options::Bundled};
+use era::Era;
+use listen::Listeners;
 
 /// Set by the HTTP auth layer in the request extensions: who the request is from.
 #[derive(Clone, Debug)]
@@ -61,6 +72,8 @@ pub(crate) enum Mode {
 #[derive(Default)]
 struct Stats {
     initializations: AtomicU64,
+    /// `server/discover` requests (stateless era).
+    discovers: AtomicU64,
     by_client: Mutex<HashMap<String, u64>>,
     cancellations: AtomicU64,
     active_sessions: AtomicI64,
@@ -79,6 +92,8 @@ pub(crate) struct Shared {
     stats: Stats,
     /// stdio: the subject from `SUBJECT_ENV`.
     stdio_subject: Option<String>,
+    /// The open `subscriptions/listen` streams (stateless era).
+    listeners: Listeners,
 }
 
 impl Shared {
@@ -104,6 +119,7 @@ impl Shared {
             config,
             stats: Stats::default(),
             stdio_subject,
+            listeners: Listeners::default(),
         })
     }
 }
@@ -180,9 +196,19 @@ impl Handler {
         &self.session.shared
     }
 
-    /// Whether a `logging/message` at `level` passes this session's `logging/setLevel`.
-    pub(crate) fn log_enabled(&self, level: LoggingLevel) -> bool {
-        level_index(level) >= self.session.min_level.load(Ordering::Relaxed)
+    /// Whether a `logging/message` at `level` may be sent for the request `ctx`: in the
+    /// handshake era unless the session's `logging/setLevel` filters it out; in the
+    /// stateless era only if the request's `_meta` asked for logs at `level` or below.
+    pub(crate) fn log_enabled(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        level: LoggingLevel,
+    ) -> bool {
+        match Era::of(ctx) {
+            Era::Handshake => level_index(level) >= self.session.min_level.load(Ordering::Relaxed),
+            Era::Stateless => era::requested_log_level(ctx)
+                .is_some_and(|min| level_index(level) >= level_index(min)),
+        }
     }
 
     /// The resource subscriptions of this session (`resources/subscribe`).
@@ -336,6 +362,24 @@ pub(crate) trait BundledServer: Sync {
         Err(no_prompt(&request.name))
     }
 
+    /// `prompts/get` of a prompt that may ask the client first (an `input_required`
+    /// result in the stateless era); by default [`Self::get_prompt`].
+    fn get_prompt_asking<'a>(
+        &'a self,
+        request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> BoxFuture<'a, Result<GetPromptResponse, ErrorData>> {
+        Box::pin(std::future::ready(
+            self.get_prompt(&request).map(Into::into),
+        ))
+    }
+
+    /// The cache hints (`ttlMs`, `cacheScope`) of its list results in the stateless era;
+    /// `None` leaves rmcp's default (0 ms, private).
+    fn cache_hints(&self) -> Option<(u64, CacheScope)> {
+        None
+    }
+
     /// `completion/complete`.
     fn complete(&self, _request: &CompleteRequestParams) -> Result<CompleteResult, ErrorData> {
         // rmcp's default: no suggestions.
@@ -344,10 +388,11 @@ pub(crate) trait BundledServer: Sync {
 }
 
 /// The `resources/read` error for a URI the server has no resource for.
+/// Its `data.uri` names the URI (SEP-2164).
 pub(crate) fn no_resource(uri: &str) -> ErrorData {
     ErrorData::resource_not_found(
         format!("no resource {uri:?}; resources/list shows the ones this server has"),
-        None,
+        Some(json!({ "uri": uri })),
     )
 }
 

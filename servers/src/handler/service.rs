@@ -10,16 +10,32 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::tool::ToolCallContext,
     model::{
-        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, ErrorCode,
-        GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
-        ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
-        SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+        DiscoverResult, ErrorCode, GetPromptRequestParams, GetPromptResponse,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+        ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+        SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 
-use super::{Handler, InitSessionId, level_index};
+use super::{Handler, InitSessionId, era::Era, level_index};
+
+/// Sets `ttl_ms` and `cache_scope` of a list result to the server's cache hints in the
+/// stateless era (the handshake era's results have no such fields).
+macro_rules! with_cache_hints {
+    ($handler:expr, $ctx:expr, $result:expr) => {{
+        let mut result = $result;
+        if Era::of($ctx) == Era::Stateless
+            && let Some((ttl_ms, scope)) = $handler.shared().server.cache_hints()
+        {
+            result.ttl_ms = Some(ttl_ms);
+            result.cache_scope = Some(scope);
+        }
+        result
+    }};
+}
 
 // ---------------------------------------------------------------------------------------
 // The ServerHandler
@@ -56,10 +72,26 @@ impl ServerHandler for Handler {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.shared().tools.list_all(),
+        Ok(with_cache_hints!(
+            self,
+            &context,
+            ListToolsResult::with_all_items(self.shared().tools.list_all())
+        ))
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        self.shared()
+            .stats
+            .discovers
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
         ))
     }
 
@@ -81,10 +113,14 @@ impl ServerHandler for Handler {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let resources = self.shared().server.list_resources()?;
-        Ok(ListResourcesResult::with_all_items(resources))
+        Ok(with_cache_hints!(
+            self,
+            &context,
+            ListResourcesResult::with_all_items(resources)
+        ))
     }
 
     async fn read_resource(
@@ -101,26 +137,60 @@ impl ServerHandler for Handler {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let prompts = self.shared().server.list_prompts()?;
-        Ok(ListPromptsResult::with_all_items(prompts))
+        Ok(with_cache_hints!(
+            self,
+            &context,
+            ListPromptsResult::with_all_items(prompts)
+        ))
     }
 
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.shared().server.get_prompt(&request).map(Into::into)
+        self.shared()
+            .server
+            .get_prompt_asking(request, context)
+            .await
     }
 
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(self.shared().server.list_resource_templates())
+        Ok(with_cache_hints!(
+            self,
+            &context,
+            self.shared().server.list_resource_templates()
+        ))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // rmcp narrows this to what get_info advertises (list_changed flags, subscribe).
+        let server = self.shared().server;
+        let uris = requested.resource_subscriptions.as_ref().map(|uris| {
+            uris.iter()
+                .filter(|uri| server.resource_subscriptions() && server.read_resource(uri).is_ok())
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = uris;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let _registered = self.shared().listeners.register(context.sink().clone());
+        context.cancelled().await;
+        Ok(())
     }
 
     async fn subscribe(

@@ -1,12 +1,23 @@
 //! fast-test: `echo`, `add`, `sleep` (honours cancellation), `fail`, `error`, `big`,
-//! `counter` (per session), `notify`, `progress` and `log` (plus the shared `whoami` and
-//! `stats`); the `fast-test://readme` resource; the `greeting` prompt.
+//! `counter` (per session), `routed_echo` (an `x-mcp-header` argument), `notify`,
+//! `touch`, `progress`, `log`, `ask_user`, `ask_llm` and `ask_forever` (in `asking`; plus the shared `whoami` and `stats`, and the conformance suite's
+//! `server-stateless` diagnostics `test_missing_capability`, `test_streaming_elicitation`,
+//! `test_logging_tool`, `test_trigger_tool_change`, `test_trigger_prompt_change`); the
+//! `fast-test://readme` resource; the `greeting` prompt.
+//!
+//! It serves both protocol eras. The asking tools ask through server-to-client requests
+//! in the handshake era and with `input_required` results in the stateless era; `notify`
+//! and `touch` reach the session (handshake era) or every `subscriptions/listen` stream
+//! (stateless era); its list results carry cache hints in the stateless era.
 
 // Logging is deprecated by SEP-2577 but still part of the protocol versions we serve.
 #![allow(deprecated)]
 
 use std::{
-    sync::atomic::{AtomicI64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -14,10 +25,10 @@ use rmcp::{
     ErrorData, RoleServer,
     handler::server::{router::tool::ToolRouter, wrapper::Parameters},
     model::{
-        CallToolResult, ContentBlock, ErrorCode, GetPromptRequestParams, GetPromptResult,
-        LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam, Prompt,
-        PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents, Role,
-        ServerCapabilities,
+        CacheScope, CallToolResult, ContentBlock, ErrorCode, GetPromptRequestParams,
+        GetPromptResult, LoggingLevel, LoggingMessageNotificationParam, ProgressNotificationParam,
+        Prompt, PromptArgument, PromptMessage, ReadResourceResult, Resource, ResourceContents,
+        Role, ServerCapabilities,
     },
     schemars,
     service::RequestContext,
@@ -26,8 +37,10 @@ use rmcp::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod asking;
+
 use crate::{
-    handler::{BundledServer, Handler, no_prompt, no_resource, text},
+    handler::{BundledServer, Handler, era::Era, listen, no_prompt, no_resource, text},
     options::Bundled,
 };
 
@@ -41,7 +54,12 @@ const MAX_BIG_BYTES: u64 = 256 * 1024 * 1024;
 const README_URI: &str = "fast-test://readme";
 const README: &str = "fast-test is a bundled MCP server of mcp-harness.\n\
 It answers quickly and deterministically so that tests measure the harness, not the server.\n\
-Tools: echo, add, sleep, fail, error, big, counter, whoami, notify, progress, log, stats.\n";
+Tools: echo, routed_echo, add, sleep, fail, error, big, counter, whoami, notify, touch, \
+progress, log, ask_user, ask_llm, ask_forever, stats.\n";
+
+/// The cache hints of its list results in the stateless era: the lists are the same for
+/// every caller, and `notify` announces a change.
+const CACHE_TTL_MS: u64 = 30_000;
 
 // ---------------------------------------------------------------------------------------
 // Tool arguments
@@ -50,6 +68,33 @@ Tools: echo, add, sleep, fail, error, big, counter, whoami, notify, progress, lo
 struct EchoArgs {
     /// The text to send back.
     text: String,
+}
+
+#[derive(Deserialize)]
+struct RoutedEchoArgs {
+    region: String,
+    text: String,
+}
+
+/// The input schema of `routed_echo`: `region` is mirrored in the `Mcp-Param-Region`
+/// header (SEP-2243), so that gateways can route on it without reading the body.
+fn routed_echo_input() -> Arc<serde_json::Map<String, Value>> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "region": {
+                "type": "string",
+                "description": "Where the call is routed; also sent as the Mcp-Param-Region header",
+                "x-mcp-header": "Region"
+            },
+            "text": { "type": "string", "description": "The text to send back" }
+        },
+        "required": ["region", "text"]
+    });
+    match schema {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::default(),
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -95,10 +140,27 @@ enum ListKind {
     Prompts,
 }
 
+impl From<ListKind> for listen::ListKind {
+    fn from(kind: ListKind) -> Self {
+        match kind {
+            ListKind::Tools => Self::Tools,
+            ListKind::Resources => Self::Resources,
+            ListKind::Prompts => Self::Prompts,
+        }
+    }
+}
+
 #[derive(Deserialize, schemars::JsonSchema)]
 struct NotifyArgs {
     /// Which list_changed notification to send: tools, resources or prompts.
     kind: ListKind,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct TouchArgs {
+    /// The resource that changed (default: fast-test://readme).
+    #[serde(default)]
+    uri: Option<String>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -127,6 +189,17 @@ impl Handler {
     #[tool]
     fn echo(&self, Parameters(EchoArgs { text: t }): Parameters<EchoArgs>) -> CallToolResult {
         text(t)
+    }
+
+    /// Returns "region: text". Its `region` argument travels in the Mcp-Param-Region
+    /// header too (x-mcp-header); over streamable HTTP in the stateless era the server
+    /// refuses a call whose header and body disagree.
+    #[tool(input_schema = routed_echo_input())]
+    fn routed_echo(
+        &self,
+        Parameters(RoutedEchoArgs { region, text: t }): Parameters<RoutedEchoArgs>,
+    ) -> CallToolResult {
+        text(format!("{region}: {t}"))
     }
 
     /// Adds two numbers; the sum as text (and as structuredContent {"sum": ...}).
@@ -213,20 +286,30 @@ impl Handler {
         text(n.to_string())
     }
 
-    /// Sends notifications/{tools,resources,prompts}/list_changed to this session.
+    /// Sends notifications/{tools,resources,prompts}/list_changed: to this session
+    /// (handshake era) or to every subscriptions/listen stream that asked for it
+    /// (stateless era).
     #[tool]
     async fn notify(
         &self,
         Parameters(NotifyArgs { kind }): Parameters<NotifyArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let (sent, name) = match kind {
-            ListKind::Tools => (ctx.peer.notify_tool_list_changed().await, "tools"),
-            ListKind::Resources => (ctx.peer.notify_resource_list_changed().await, "resources"),
-            ListKind::Prompts => (ctx.peer.notify_prompt_list_changed().await, "prompts"),
-        };
-        sent.map_err(|e| internal("sending the notification", e))?;
-        Ok(text(format!("notifications/{name}/list_changed sent")))
+        Ok(text(self.announce_list_changed(kind.into(), &ctx).await?))
+    }
+
+    /// Announces that a resource changed (notifications/resources/updated, default uri
+    /// fast-test://readme): to this session if it subscribed with resources/subscribe
+    /// (handshake era), or to every subscriptions/listen stream listening to the uri
+    /// (stateless era).
+    #[tool]
+    async fn touch(
+        &self,
+        Parameters(TouchArgs { uri }): Parameters<TouchArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let uri = uri.unwrap_or_else(|| README_URI.to_owned());
+        Ok(text(self.announce_resource_updated(&uri, &ctx).await?))
     }
 
     /// Sends `steps` progress notifications with the request's progress token (if
@@ -255,15 +338,19 @@ impl Handler {
     }
 
     /// Sends a logging/message notification at `level` (unless below the level set
-    /// with logging/setLevel).
+    /// with logging/setLevel, or, in the stateless era, the request's _meta logLevel; no
+    /// log at all without one).
     #[tool]
     async fn log(
         &self,
         Parameters(LogArgs { level, message }): Parameters<LogArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        if !self.log_enabled(level) {
-            return Ok(text("filtered by logging/setLevel"));
+        if !self.log_enabled(&ctx, level) {
+            return Ok(text(match Era::of(&ctx) {
+                Era::Handshake => "filtered by logging/setLevel",
+                Era::Stateless => "filtered by the request's _meta logLevel",
+            }));
         }
         ctx.peer
             .notify_logging_message(
@@ -289,7 +376,10 @@ impl BundledServer for FastTest {
     }
 
     fn tools(&self) -> ToolRouter<Handler> {
-        Handler::test_tools() + Handler::common_tools()
+        Handler::test_tools()
+            + Handler::asking_tools()
+            + Handler::diagnostic_tools()
+            + Handler::common_tools()
     }
 
     fn capabilities(&self) -> ServerCapabilities {
@@ -297,6 +387,7 @@ impl BundledServer for FastTest {
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_resources_list_changed()
             .enable_prompts()
             .enable_prompts_list_changed()
@@ -305,9 +396,17 @@ impl BundledServer for FastTest {
     }
 
     fn instructions(&self) -> &'static str {
-        "A fast MCP server for tests: echo, add, sleep, fail, error, big, counter, \
-         whoami, notify, progress, log and stats tools; the fast-test://readme \
-         resource; the greeting prompt."
+        "A fast MCP server for tests: echo, routed_echo, add, sleep, fail, error, big, counter, \
+         whoami, notify, touch, progress, log, ask_user, ask_llm, ask_forever and stats \
+         tools; the fast-test://readme resource; the greeting prompt."
+    }
+
+    fn resource_subscriptions(&self) -> bool {
+        true
+    }
+
+    fn cache_hints(&self) -> Option<(u64, CacheScope)> {
+        Some((CACHE_TTL_MS, CacheScope::Public))
     }
 
     fn list_resources(&self) -> Result<Vec<Resource>, ErrorData> {
