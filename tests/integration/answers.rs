@@ -96,12 +96,26 @@ async fn sampling_answers_are_canned_or_computed_and_refused_when_unscripted() {
         .unwrap();
     assert_eq!(tool_text(&out), "LLM response: echo: ping");
 
+    // Unscripted: the handshake era refuses the server's request (the tool reports it); the
+    // stateless era cannot send a refusal back in an `input_required` round, so the call
+    // itself fails with a typed error that says how to script an answer.
     let s = conformance(ClientAnswers::new()).await;
     let out = s
         .call_tool("test_sampling", json!({"prompt": "2+2?"}))
-        .await
-        .unwrap();
-    assert_eq!(out.is_error, Some(true), "{out:?}");
-    assert!(tool_text(&out).contains("rejected"), "{}", tool_text(&out));
+        .await;
+    match s.era() {
+        mcp_harness::Era::Handshake => {
+            let out = out.unwrap();
+            assert_eq!(out.is_error, Some(true), "{out:?}");
+            assert!(tool_text(&out).contains("rejected"), "{}", tool_text(&out));
+        }
+        _ => match out {
+            Err(mcp_harness::Error::Unanswered { asked, reason, .. }) => {
+                assert_eq!(asked, "sampling/createMessage");
+                assert!(reason.contains("ClientAnswers::sampling"), "{reason}");
+            }
+            other => panic!("expected Unanswered, got {other:?}"),
+        },
+    }
     assert_eq!(s.asked()[0]["method"], "sampling/createMessage");
 }

@@ -132,6 +132,9 @@ struct Session {
     min_level: AtomicU8,
     /// Set by `initialize`.
     opened: OnceLock<Opened>,
+    /// The client name from the first `server/discover`'s `_meta` (stateless era: no
+    /// `initialize`; stdio's `session_closed` names the client with it).
+    discovered_by: OnceLock<String>,
     /// Resource URIs this session subscribed to (`resources/subscribe`).
     subscriptions: Mutex<HashSet<String>>,
 }
@@ -187,6 +190,7 @@ impl Handler {
                 counter: AtomicU64::new(0),
                 min_level: AtomicU8::new(0),
                 opened: OnceLock::new(),
+                discovered_by: OnceLock::new(),
                 subscriptions: Mutex::new(HashSet::new()),
             }),
         }
@@ -219,9 +223,19 @@ impl Handler {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The client name given at `initialize` (stdio: used for `session_closed`).
+    /// The client name given at `initialize`, or in the stateless era in the first
+    /// `server/discover`'s `_meta` (stdio: used for `session_closed`).
     pub(crate) fn client_name(&self) -> Option<String> {
-        self.session.opened.get().map(|o| o.client.clone())
+        self.session
+            .opened
+            .get()
+            .map(|o| o.client.clone())
+            .or_else(|| self.session.discovered_by.get().cloned())
+    }
+
+    /// Records the client that sent `server/discover` (its `_meta` client info).
+    pub(crate) fn discovered_by(&self, client: &str) {
+        let _ = self.session.discovered_by.set(client.to_owned());
     }
 
     /// The bundled server this handler serves.

@@ -83,12 +83,15 @@ impl ServerHandler for Handler {
 
     async fn discover(
         &self,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
         self.shared()
             .stats
             .discovers
             .fetch_add(1, Ordering::Relaxed);
+        if let Some(client) = context.meta.client_info() {
+            self.discovered_by(&client.name);
+        }
         Ok(DiscoverResult::from_server_info(
             self.supported_protocol_versions().into_owned(),
             self.get_info(),
