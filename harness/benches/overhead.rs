@@ -90,9 +90,18 @@ fn block_on<F: Future>(f: F) -> F::Output {
     DRIVER.with(|rt| rt.block_on(f))
 }
 
+/// The raw clients advertise what a Session advertises (elicitation, sampling, roots): in the
+/// stateless era every request carries the client's capabilities in its `_meta`, so a client
+/// that advertises less sends (and its server parses) less on every call.
 fn client_config(name: &str) -> ClientConfig {
+    let capabilities: ClientCapabilities = serde_json::from_value(serde_json::json!({
+        "elicitation": {"form": {}},
+        "sampling": {},
+        "roots": {"listChanged": false},
+    }))
+    .expect("client capabilities");
     ClientConfig::new(
-        ClientCapabilities::default(),
+        capabilities,
         Implementation::new(name, env!("CARGO_PKG_VERSION")),
     )
 }
