@@ -1,5 +1,9 @@
-//! The stateless era's surface against a server nobody here wrote: the official Python SDK
-//! (`mcp` 2.3, `tests/fixtures/python_server.py`) over stdio and streamable HTTP.
+//! Interop with the official Python SDK (`mcp` 2.3) in both directions and both eras: the
+//! harness's client against a Python server (`tests/fixtures/python_server.py`), and the
+//! Python client (`tests/fixtures/python_client.py`) against the bundled `fast-test`, over
+//! stdio and streamable HTTP.
+//!
+//! The stateless era's surface, against a server nobody here wrote:
 //! `input_required` rounds answered by the session's scripted answers (and the same script
 //! answering the handshake era's `elicitation/create`), `subscriptions/listen`, per-request log
 //! levels, cache hints and `_meta` on raw requests.
@@ -387,4 +391,61 @@ async fn an_unscripted_sampling_round_is_a_typed_error_that_says_how_to_script_o
         other => panic!("expected Unanswered, got {other:?}"),
     }
     assert_eq!(s.asked().len(), 1, "recorded all the same");
+}
+
+/// The other direction: the official Python SDK's client (`tests/fixtures/python_client.py`)
+/// against the bundled `fast-test`, in each era, over stdio and streamable HTTP; its
+/// elicitation answer reaches the tool (an `input_required` round, or a request mid-call).
+#[rstest]
+#[case::stdio_handshake(Transport::Stdio, "legacy", "2025-11-25")]
+#[case::stdio_stateless(Transport::Stdio, "2026-07-28", "2026-07-28")]
+#[case::http_handshake(Transport::StreamableHttp, "legacy", "2025-11-25")]
+#[case::http_stateless(Transport::StreamableHttp, "2026-07-28", "2026-07-28")]
+#[mcp_harness::test]
+async fn the_python_sdk_client_speaks_both_eras_to_the_bundled_server(
+    #[case] transport: Transport,
+    #[case] mode: &str,
+    #[case] version: &str,
+) {
+    require_python_sdk();
+    let client = format!("{}/fixtures/python_client.py", env!("CARGO_MANIFEST_DIR"));
+    let cli = env!("CARGO_BIN_EXE_mcp-harness-cli");
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.arg(&client).arg(mode).kill_on_drop(true);
+    let _server = match transport {
+        Transport::Stdio => {
+            cmd.args(["--stdio", cli, "serve", "fast-test", "--transport", "stdio"]);
+            None
+        }
+        _ => {
+            let server = Server::start(ServerSpec::bundled(
+                mcp_harness::Bundled::FastTest,
+                Transport::StreamableHttp,
+            ))
+            .await
+            .unwrap();
+            cmd.arg(server.url());
+            Some(server)
+        }
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the Python client finishes within 60 s")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n--- stdout\n{stdout}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(seen["protocol_version"], version, "{seen}");
+    assert_eq!(seen["echo"], "hi from python");
+    assert_eq!(seen["ask_user_is_error"], false, "{seen}");
+    assert_eq!(
+        seen["ask_user"],
+        json!({"action": "accept", "content": {"answer": "from python"}})
+    );
 }
