@@ -1038,3 +1038,56 @@ fn check_the_typescript_sdk_everything_server_over_stdio_http_and_sse() {
         );
     }
 }
+
+/// A call that times out is cancelled on the server even though `check` exits right after:
+/// the pending `notifications/cancelled` is delivered before the session closes.
+#[test]
+fn check_timeouts_are_cancelled_on_the_server_before_the_cli_exits() {
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
+    const RUNS: u64 = 6;
+    for _ in 0..RUNS {
+        run(&[
+            "check",
+            &s.url,
+            "--timeout",
+            "300ms",
+            "--call",
+            r#"sleep:{"ms":5000}"#,
+        ])
+        .expect(PROTOCOL);
+    }
+    let stats = run(&["check", &s.url, "--call", "stats", "--json"])
+        .expect(OK)
+        .json();
+    let text = stats["call"]["text"].as_str().unwrap_or("{}");
+    let stats: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(
+        stats["cancellations"], RUNS,
+        "every timed-out call cancelled: {stats}"
+    );
+
+    // Over stdio the server's stdin closes right after: the cancellation is written first.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    for _ in 0..RUNS {
+        run_with(
+            cli()
+                .args([
+                    "check",
+                    "--timeout",
+                    "300ms",
+                    "--call",
+                    r#"sleep:{"ms":5000}"#,
+                ])
+                .args(["--", CLI, "serve", "fast-test", "--transport", "stdio"])
+                .env("MCP_HARNESS_EVENT_LOG", &log),
+        )
+        .expect(PROTOCOL);
+    }
+    let events = std::fs::read_to_string(&log).unwrap_or_default();
+    let cancelled = events
+        .lines()
+        .filter(|l| l.contains(r#""event":"cancelled""#))
+        .count();
+    assert_eq!(cancelled as u64, RUNS, "{events}");
+}

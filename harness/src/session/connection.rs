@@ -44,6 +44,40 @@ pub(super) struct Shared {
     pub(super) asked: Asked,
     /// The id of the open `subscriptions/listen` stream (stateless era).
     pub(super) listen_id: RwLock<Option<String>>,
+    /// `notifications/cancelled` still being sent (flushed before the transport closes).
+    pub(super) pending_cancels: Arc<PendingCancels>,
+}
+
+/// Cancellations on their way to the server: the owner waits for them (within a bound) before
+/// it closes the transport, so that a caller's cancellation reaches the server even when the
+/// session, or the whole process, ends right after it.
+#[derive(Default)]
+pub(super) struct PendingCancels {
+    count: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl PendingCancels {
+    pub(super) fn start(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn finish(&self) {
+        if self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.done.notify_waiters();
+        }
+    }
+
+    /// Waits until none is pending.
+    pub(super) async fn flushed(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 pub(super) type CloseReply = Box<dyn FnOnce() + Send>;
@@ -101,6 +135,7 @@ impl Connection {
             notifications: Mutex::new(Some(notifications)),
             asked: Asked::default(),
             listen_id: RwLock::new(None),
+            pending_cancels: Arc::default(),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();

@@ -539,6 +539,7 @@ impl Session {
             .await
             .map_err(|e| conn.map_error(name, method, e, timeout))?;
         let mut guard = CancelOnDrop {
+            pending: conn.shared.pending_cancels.clone(),
             peer: Some(peer),
             id: Some(handle.id.clone()),
             reason: "the caller stopped waiting (future dropped)",
@@ -564,6 +565,7 @@ impl Session {
 }
 
 struct CancelOnDrop {
+    pending: Arc<super::connection::PendingCancels>,
     peer: Option<Peer<RoleClient>>,
     id: Option<rmcp::model::RequestId>,
     reason: &'static str,
@@ -580,11 +582,16 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let (Some(peer), Some(id)) = (self.peer.take(), self.id.take()) {
             let reason = self.reason;
+            // Counted before the task starts: the owner flushes pending cancellations before
+            // it closes the transport (see `PendingCancels`).
+            let pending = self.pending.clone();
+            pending.start();
             runtime::spawn(async move {
                 let n = rmcp::model::CancelledNotification::new(
                     rmcp::model::CancelledNotificationParam::new(Some(id), Some(reason.to_owned())),
                 );
                 let _ = peer.send_notification(n.into()).await;
+                pending.finish();
             });
         }
     }

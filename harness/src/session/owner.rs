@@ -191,6 +191,13 @@ pub(super) async fn owner_task(
                     if let Some(Command::Close(reply)) = close {
                         replies.push(reply);
                     }
+                    // A caller's cancellation sent just before the close reaches the server.
+                    if runtime::timeout(cfg.close_timeout, shared.pending_cancels.flushed())
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!("cancellations still unsent after {:?}; closing anyway", cfg.close_timeout);
+                    }
                     listener.close().await;
                     cancel.cancel();
                     if runtime::timeout(cfg.close_timeout, &mut waiting).await.is_err() {
