@@ -176,7 +176,7 @@ impl Question {
     }
 
     /// The question as an entry of `inputRequests`.
-    fn input_request(&self) -> Result<InputRequest, ErrorData> {
+    pub(crate) fn input_request(&self) -> Result<InputRequest, ErrorData> {
         serde_json::from_value(json!({ "method": self.method(), "params": self.params() }))
             .map_err(|e| internal(format!("building the {} input request: {e}", self.method())))
     }

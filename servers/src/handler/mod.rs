@@ -44,6 +44,7 @@ use rmcp::{
         ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
+    task_manager::TaskManager,
 };
 use serde_json::{Value, json};
 
@@ -94,6 +95,10 @@ pub(crate) struct Shared {
     stdio_subject: Option<String>,
     /// The open `subscriptions/listen` streams (stateless era).
     listeners: Listeners,
+    /// The tasks (SEP-2663) of the process: a task outlives the request (and, in the
+    /// stateless era, the handler) that created it. Only servers that advertise the
+    /// tasks extension create any; rmcp answers `tasks/*` with -32601 for the others.
+    tasks: TaskManager,
 }
 
 impl Shared {
@@ -120,6 +125,7 @@ impl Shared {
             stats: Stats::default(),
             stdio_subject,
             listeners: Listeners::default(),
+            tasks: TaskManager::new(),
         })
     }
 }
@@ -246,6 +252,11 @@ impl Handler {
     /// This session's counter (fast-test's `counter` tool).
     pub(crate) fn session_counter(&self) -> &AtomicU64 {
         &self.session.counter
+    }
+
+    /// The tasks of this server process (SEP-2663 tasks extension).
+    pub(crate) fn tasks(&self) -> &TaskManager {
+        &self.shared().tasks
     }
 
     /// The number of `sleep` calls running now (`stats.sleeping`).

@@ -1,7 +1,8 @@
 //! The official conformance suite's 0.2.0 alpha (the first with the 2026-07-28 scenarios)
 //! judges the bundled servers over streamable HTTP: every server scenario of the
-//! 2026-07-28 and 2025-11-25 requirement sets against `conformance`, and the scenarios
-//! that need no tool of the suite's own against `fast-test`.
+//! 2026-07-28 and 2025-11-25 requirement sets and of the tasks extension against
+//! `conformance`, and the scenarios that need no tool of the suite's own against
+//! `fast-test`.
 //!
 //! The suite and the Node 22 it needs live in `$MCP_HARNESS_CONFORMANCE_ALPHA_DIR`
 //! (default `~/.cache/mcp-harness/conformance-alpha`); a scenario fails with how to
@@ -69,6 +70,19 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 /// alpha suite at `spec` against it: no check may fail or warn, at least one must
 /// succeed, and the suite must exit 0.
 fn run_alpha_server_scenario(kind: Bundled, spec: &str, scenario: &str) {
+    run_alpha(kind, spec, &["--spec-version", spec], scenario);
+}
+
+/// Runs one scenario of the tasks extension (SEP-2663) as the suite runs it: with no
+/// `--spec-version` (the suite skips extension scenarios at any named version), which
+/// the suite runs at the 2026-07-28 wire.
+fn run_alpha_extension_scenario(kind: Bundled, scenario: &str) {
+    run_alpha(kind, "extension", &[], scenario);
+}
+
+/// [`run_alpha_server_scenario`] with the suite's version arguments `version_args`
+/// (`spec` only names the run).
+fn run_alpha(kind: Bundled, spec: &str, version_args: &[&str], scenario: &str) {
     let (node, entry) = alpha_suite();
     let server = mcp_harness::run(async move {
         Server::start(ServerSpec::bundled(kind, Transport::StreamableHttp))
@@ -79,7 +93,8 @@ fn run_alpha_server_scenario(kind: Bundled, spec: &str, scenario: &str) {
     let run = Command::new(node)
         .arg(entry)
         .args(["server", "--url", server.url(), "--scenario", scenario])
-        .args(["--spec-version", spec, "--timeout", "60000", "-o"])
+        .args(version_args)
+        .args(["--timeout", "60000", "-o"])
         .arg(&out)
         .output()
         .expect("the conformance suite runs");
@@ -121,8 +136,7 @@ fn run_alpha_server_scenario(kind: Bundled, spec: &str, scenario: &str) {
 /// Every server scenario the 2026-07-28 requirement set names, plus the three still
 /// pending in the suite (`json-schema-2020-12`, `http-header-validation`,
 /// `http-custom-header-server-validation`), against the bundled `conformance` server.
-/// None is left out. (The tasks extension's scenarios are not here: the server does not
-/// advertise the tasks extension.)
+/// None is left out. (The tasks extension's scenarios are below.)
 #[rstest]
 #[case::server_stateless("server-stateless")]
 #[case::completion_complete("completion-complete")]
@@ -207,6 +221,48 @@ fn the_conformance_server_passes_the_alpha_2026_07_28_scenario(#[case] scenario:
 #[case::dns_rebinding_protection("dns-rebinding-protection")]
 fn the_conformance_server_passes_the_alpha_2025_11_25_scenario(#[case] scenario: &str) {
     run_alpha_server_scenario(Bundled::Conformance, "2025-11-25", scenario);
+}
+
+/// Every scenario of the tasks extension (`io.modelcontextprotocol/tasks`, SEP-2663)
+/// against the bundled `conformance` server, on rmcp's task manager. The suite runs them
+/// at the 2026-07-28 wire only.
+///
+/// Left out: `tasks-status-notifications`. The suite itself skips it in 0.2.0-alpha.12
+/// (its one check is SKIPPED, pending a rewrite against `subscriptions/listen`), and rmcp
+/// 3.11.0 could not serve it anyway: `SubscriptionSink::send` (src/service/server.rs)
+/// refuses `ServerNotification::TaskStatusNotification` as an unsupported notification,
+/// `SubscriptionFilter` (src/model.rs) has no `taskIds` field to ask for a task's
+/// updates, and `task_manager::TaskManager` reports no status change to its owner.
+#[rstest]
+#[case::tasks_lifecycle("tasks-lifecycle")]
+#[case::tasks_capability_negotiation("tasks-capability-negotiation")]
+#[case::tasks_wire_fields("tasks-wire-fields")]
+#[case::tasks_request_state_removal("tasks-request-state-removal")]
+#[case::tasks_mrtr_input("tasks-mrtr-input")]
+#[case::tasks_request_headers("tasks-request-headers")]
+#[case::tasks_dispatch_and_envelope("tasks-dispatch-and-envelope")]
+#[case::tasks_required_task_error("tasks-required-task-error")]
+#[case::tasks_mrtr_composition("tasks-mrtr-composition")]
+fn the_conformance_server_passes_the_alpha_tasks_scenario(#[case] scenario: &str) {
+    run_alpha_extension_scenario(Bundled::Conformance, scenario);
+}
+
+/// A tool that only runs as a task refuses a handshake-era client that did not declare
+/// the extension at `initialize` (-32021), as in the stateless era. Forced: the suite
+/// runs extension scenarios only at the 2026-07-28 wire. The other tasks scenarios cannot
+/// pass forced to 2025-11-25: the suite then validates tasks/get and tasks/cancel
+/// against 2025-11-25's own (pre-extension) tasks schema (`ttl`, a task in the cancel
+/// result), which rmcp 3.11.0 no longer has (src/model/task.rs has only the SEP-2663
+/// shapes), or sends per-request headers and `input_required` rounds that its
+/// handshake-era client cannot.
+#[test]
+fn the_conformance_server_refuses_a_task_only_tool_to_a_handshake_client_without_tasks() {
+    run_alpha(
+        Bundled::Conformance,
+        "2025-11-25",
+        &["--force", "--spec-version", "2025-11-25"],
+        "tasks-required-task-error",
+    );
 }
 
 /// The scenarios that fit any server (the others call the suite's own tools, resources

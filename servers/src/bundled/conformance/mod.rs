@@ -7,6 +7,9 @@
 //!   progress, sampling, elicitation, JSON Schema 2020-12, SSE polling).
 //! * `stateless`: the tools and the prompt of the 2026-07-28 scenarios (SEP-2322
 //!   `input_required` rounds, SEP-2575 diagnostics, SEP-2243 `x-mcp-header`).
+//! * `tasks`: the fixtures of the tasks-extension scenarios (SEP-2663: `greet`,
+//!   `slow_compute`, `failing_job`, `protocol_error_job`, `confirm_delete`, `multi_input`,
+//!   `test_tool_with_task`), run as tasks of rmcp's task manager.
 //! * `catalog`: resources, prompts and completions.
 //!
 //! Tools that need the client (sampling, elicitation, roots) ask it through a
@@ -21,6 +24,7 @@
 
 mod catalog;
 mod stateless;
+mod tasks;
 mod tools;
 
 use base64::{Engine as _, prelude::BASE64_STANDARD};
@@ -46,9 +50,11 @@ pub(crate) const INSTRUCTIONS: &str = "A spec-complete MCP server for testing cl
      gateways: the tools, resources, prompts and completions of the official MCP conformance \
      suite's server scenarios (test_simple_text, test_sampling, test_elicitation, \
      test://static-text, test_simple_prompt, ...) and of its 2026-07-28 scenarios \
-     (test_input_required_result_*, test_missing_capability, subscriptions/listen, ...).";
+     (test_input_required_result_*, test_missing_capability, subscriptions/listen, ...) and \
+     of its tasks-extension scenarios (slow_compute, confirm_delete, ... as SEP-2663 tasks).";
 
-/// What the server declares: everything the suite's server scenarios use.
+/// What the server declares: everything the suite's server scenarios use, the tasks
+/// extension (`io.modelcontextprotocol/tasks`) included.
 pub(crate) fn capabilities() -> ServerCapabilities {
     ServerCapabilities::builder()
         .enable_tools()
@@ -60,6 +66,7 @@ pub(crate) fn capabilities() -> ServerCapabilities {
         .enable_prompts_list_changed()
         .enable_logging()
         .enable_completions()
+        .enable_tasks()
         .build()
 }
 
@@ -74,6 +81,7 @@ impl BundledServer for Conformance {
     fn tools(&self) -> ToolRouter<Handler> {
         Handler::conformance_tools()
             + Handler::conformance_stateless_tools()
+            + Handler::conformance_task_tools()
             + Handler::diagnostic_tools()
     }
 
