@@ -187,3 +187,40 @@ async fn refused_connection_is_retried_then_reported_with_attempts() {
         other => panic!("expected Connect, got {other:?}"),
     }
 }
+
+/// An HTTP endpoint that answers something other than MCP: the error says what it answered,
+/// in plain words (the status and the start of the body, the content type, how long a rate
+/// limit lasts, a redirect loop), with no Rust type path.
+#[rstest::rstest]
+#[case::server_error("500", &["HTTP 500 Internal Server Error", "body starts: Internal kaboom: the database is unavailable"])]
+#[case::web_page("html", &["the server answered with text/html, not JSON or an event stream", "body starts: <html><body>Welcome to nginx!"])]
+#[case::rate_limited("429", &["rate limited by the server", "HTTP 429 Too Many Requests", "retry after 30 s"])]
+#[case::redirect_loop("redirect", &["redirect", "do not end"])]
+#[mcp_harness::test]
+async fn an_http_endpoint_that_is_not_mcp_is_named_for_what_it_answered(
+    #[case] mode: &str,
+    #[case] wanted: &[&str],
+) {
+    let fixture = format!("{}/fixtures/broken_http.py", env!("CARGO_MANIFEST_DIR"));
+    let server = mcp_harness::Server::start(
+        mcp_harness::ServerSpec::new(format!("broken-{mode}"), "python3")
+            .args([fixture, mode.to_owned()])
+            .transport(mcp_harness::Transport::StreamableHttp)
+            .address(mcp_harness::AddressSource::ReadyLine)
+            .readiness(mcp_harness::Readiness::TcpConnect),
+    )
+    .await
+    .expect("the broken server starts");
+    let err = mcp_harness::Session::builder(mcp_harness::Target::Http(server.url().to_owned()))
+        .connect_attempts(1)
+        .init_timeout(std::time::Duration::from_secs(10))
+        .connect()
+        .await
+        .expect_err("not an MCP server");
+    let text = err.to_string();
+    for w in wanted {
+        assert!(text.contains(w), "`{w}` missing from: {text}");
+    }
+    assert!(!text.contains("::"), "a Rust type path in: {text}");
+    assert!(!text.contains("Send message error"), "{text}");
+}

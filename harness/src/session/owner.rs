@@ -115,6 +115,27 @@ pub(super) async fn owner_task(
                     }),
                 })
             } else {
+                // An HTTP server that answered something other than MCP: say what it answered.
+                let url = match &cfg.target {
+                    Target::Http(url) => Some(url.clone()),
+                    Target::Server(s) if cfg.target.transport() == Transport::StreamableHttp => {
+                        Some(s.url().to_owned())
+                    }
+                    _ => None,
+                };
+                let looks_like_http =
+                    reason.contains("the server answered") || reason.contains("rate limited");
+                let reason = match url {
+                    Some(url) if looks_like_http => super::failure::diagnose_http(
+                        &HTTP_CLIENT,
+                        &url,
+                        &cfg.headers,
+                        &cfg.credentials(),
+                    )
+                    .await
+                    .unwrap_or(reason),
+                    _ => reason,
+                };
                 Failure::Retryable {
                     reason,
                     server_state: process.as_ref().map(ProcessRef::describe),
