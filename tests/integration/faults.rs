@@ -224,3 +224,34 @@ async fn an_http_endpoint_that_is_not_mcp_is_named_for_what_it_answered(
     assert!(!text.contains("::"), "a Rust type path in: {text}");
     assert!(!text.contains("Send message error"), "{text}");
 }
+
+/// A stdio server that answers `initialize`, logs why it gives up and exits with status 3.
+const EXITS_AFTER_INITIALIZE: &str = r#"
+import json, sys
+msg = json.loads(sys.stdin.readline())
+print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {
+    "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+    "serverInfo": {"name": "quitter", "version": "1"}}}), flush=True)
+sys.stdin.readline()  # notifications/initialized
+print("fatal: the configuration file is missing", file=sys.stderr, flush=True)
+sys.exit(3)
+"#;
+
+/// The server's exit races the error: the error still says it exited, with its status and
+/// the end of its stderr, never "is running".
+#[mcp_harness::test]
+async fn a_stdio_server_that_exits_is_reported_as_exited_with_its_status_and_stderr() {
+    let spec =
+        mcp_harness::ServerSpec::new("quitter", "python3").args(["-c", EXITS_AFTER_INITIALIZE]);
+    let s = mcp_harness::Session::builder(mcp_harness::Target::Stdio(spec))
+        .protocol(mcp_harness::Protocol::Handshake("2025-11-25".into()))
+        .connect()
+        .await
+        .expect("initialize is answered");
+    let err = s.list_tools().await.expect_err("the server is gone");
+    let text = err.to_string();
+    assert!(matches!(err, mcp_harness::Error::Closed { .. }), "{err:?}");
+    assert!(text.contains("exited with exit status 3"), "{text}");
+    assert!(!text.contains("is running"), "{text}");
+    assert!(text.contains("the configuration file is missing"), "{text}");
+}

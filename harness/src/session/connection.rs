@@ -216,6 +216,49 @@ impl Connection {
         self.process.as_ref().map(ProcessRef::describe)
     }
 
+    /// `e` once the server process it may be about has settled: a stdio server whose pipe
+    /// closed is usually exiting at that very moment, and "is running" would be a lie. Waits a
+    /// moment for the exit, then names it with the end of the server's stderr.
+    pub(super) async fn settled(&self, e: Error) -> Error {
+        let Error::Closed {
+            session,
+            method,
+            reason,
+            server_state,
+        } = e
+        else {
+            return e;
+        };
+        let Some(ProcessRef::Child(child)) = &self.process else {
+            return Error::Closed {
+                session,
+                method,
+                reason,
+                server_state,
+            };
+        };
+        if !child.wait_exit(Duration::from_millis(500)).await {
+            return Error::Closed {
+                session,
+                method,
+                reason,
+                server_state: Some(child.describe()),
+            };
+        }
+        let tail = child.log_tail(10);
+        let reason = if tail.trim().is_empty() {
+            reason
+        } else {
+            format!("{reason}; last log lines:\n{}", tail.trim_end())
+        };
+        Error::Closed {
+            session,
+            method,
+            reason,
+            server_state: Some(child.describe()),
+        }
+    }
+
     pub(super) fn map_error(
         &self,
         session: &str,

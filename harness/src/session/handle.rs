@@ -534,10 +534,10 @@ impl Session {
             );
             options.meta = Some(meta);
         }
-        let handle = peer
-            .send_request_with_option(request, options)
-            .await
-            .map_err(|e| conn.map_error(name, method, e, timeout))?;
+        let handle = match peer.send_request_with_option(request, options).await {
+            Ok(handle) => handle,
+            Err(e) => return Err(conn.settled(conn.map_error(name, method, e, timeout)).await),
+        };
         let mut guard = CancelOnDrop {
             pending: conn.shared.pending_cancels.clone(),
             peer: Some(peer),
@@ -546,9 +546,14 @@ impl Session {
         };
         let outcome = runtime::timeout(left, handle.await_response()).await;
         match outcome {
-            Ok(r) => {
+            Ok(Ok(result)) => {
                 guard.disarm();
-                r.map_err(|e| self.version_error(conn.map_error(name, method, e, timeout), &conn))
+                Ok(result)
+            }
+            Ok(Err(e)) => {
+                guard.disarm();
+                let e = self.version_error(conn.map_error(name, method, e, timeout), &conn);
+                Err(conn.settled(e).await)
             }
             Err(_) => {
                 guard.reason = "request timed out";
