@@ -21,7 +21,8 @@
 //!   slot permits.
 //! - `pooled`: the [`PooledSession`] guard.
 //! - `acquire`: acquire, release, validation and `with_session`.
-//! - `upstream`: how a pooled session to an upstream is built.
+//! - `upstream`: how a pooled session to an upstream is built; `eras`: the protocol era of each
+//!   upstream, pinned or discovered once per url and cached.
 //! - `health`: the health-check chain.
 //! - `eviction`: idle eviction, TTL reaping and the background reaper.
 //! - `lifecycle`: `close_all`, `drain` and closing sessions.
@@ -34,6 +35,7 @@ mod acquire;
 mod affinity;
 mod breaker;
 mod config;
+mod eras;
 mod eviction;
 mod health;
 pub(crate) mod identity;
@@ -53,7 +55,7 @@ pub use identity::{
     ANONYMOUS, DEFAULT_IDENTITY_HEADERS, IdentityExtractor, JwtSubjectExtractor, PoolKey,
     SESSION_ID_HEADER,
 };
-pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
+pub use metrics::{AffinityMetrics, EraMetrics, KeyMetrics, PoolMetrics};
 pub use notify::{
     Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
 };
