@@ -1423,3 +1423,64 @@ async fn one_pool_serves_an_upstream_of_each_era() {
     pool.close_all().await;
     checked.close_all().await;
 }
+
+#[tokio::test]
+async fn an_upstream_replaced_by_one_of_the_other_era_is_discovered_again() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let modern = Server::start_on_port(
+        ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp),
+        port,
+    )
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    assert_eq!(modern.url(), url);
+    let pool = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .health_check_interval(Duration::ZERO)
+        .build();
+    let req = AcquireRequest::http(url.clone());
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await,
+        "a"
+    );
+    assert_eq!(pool.upstream_era(&req), Some(Era::Stateless));
+    modern.stop().await.unwrap();
+
+    // The same address now serves the TypeScript everything server: handshake era only.
+    let _legacy = Server::start(
+        ServerSpec::new("everything-http", "mcp-server-everything")
+            .args(["streamableHttp"])
+            .env("PORT", port.to_string())
+            .transport(Transport::StreamableHttp)
+            .address(mcp_harness::AddressSource::Fixed(url.clone()))
+            .readiness(mcp_harness::Readiness::McpInitialize)
+            .startup_timeout(Duration::from_secs(60)),
+    )
+    .await
+    .expect("everything server over HTTP (run scripts/setup.sh)");
+    // The idle stateless entry fails its health check (the server does not know
+    // server/discover), the version learnt is refused, and the era is learnt again: the caller
+    // sees none of it.
+    let s = pool.acquire(req.clone()).await.unwrap();
+    assert_eq!(s.era(), Era::Handshake);
+    let r = s.call_tool("echo", json!({"message": "b"})).await.unwrap();
+    assert!(mcp_harness::tool_text(&r).contains('b'), "{r:?}");
+    drop(s);
+    assert_eq!(pool.upstream_era(&req), Some(Era::Handshake));
+    let m = pool.metrics();
+    assert_eq!(
+        (m.health_check_failures, m.evictions, m.era_discoveries),
+        (1, 1, 2),
+        "{m:?}"
+    );
+    assert_eq!(m.circuit_breaker_trips, 0);
+    let key = m.pools.values().next().unwrap();
+    assert_eq!(key.era.as_deref(), Some("handshake"));
+    assert_eq!((m.eras["handshake"].keys, m.eras["stateless"].keys), (1, 0));
+    pool.close_all().await;
+}

@@ -303,35 +303,50 @@ impl SessionPool {
         let url = slot.key.url.clone();
         // The bound covers waiting for another creation's discovery of the same upstream.
         let connect = async {
-            let choice = pool.eras.choose(cfg, req).await.map_err(Failed::Config)?;
-            let (protocol, discovery, learnt) = match choice {
-                Choice::Known(p) => (p, None, false),
-                Choice::Learnt(p) => (p, None, true),
-                Choice::Discover(d) => (Protocol::Auto, Some(d), false),
-            };
-            let builder = session_builder(cfg, req, &slot.key, protocol).map_err(Failed::Config)?;
-            match builder.connect().await {
-                Ok(session) => {
-                    if let Some(d) = discovery {
-                        bump(&pool.counters.era_discoveries);
-                        tracing::debug!(
-                            upstream = %identity::safe_url(&slot.key.url),
-                            era = %session.era(),
-                            version = %session.protocol_version(),
-                            "discovered the protocol era of an upstream"
-                        );
-                        d.record(session.era(), session.protocol_version());
+            let mut refused_learnt = false;
+            loop {
+                let choice = pool.eras.choose(cfg, req).await.map_err(Failed::Config)?;
+                let (protocol, discovery, learnt) = match choice {
+                    Choice::Known(p) => (p, None, false),
+                    Choice::Learnt(p) => (p, None, true),
+                    Choice::Discover(d) => (Protocol::Auto, Some(d), false),
+                };
+                let builder =
+                    session_builder(cfg, req, &slot.key, protocol).map_err(Failed::Config)?;
+                return match builder.connect().await {
+                    Ok(session) => {
+                        if let Some(d) = discovery {
+                            bump(&pool.counters.era_discoveries);
+                            tracing::debug!(
+                                upstream = %identity::safe_url(&slot.key.url),
+                                era = %session.era(),
+                                version = %session.protocol_version(),
+                                "discovered the protocol era of an upstream"
+                            );
+                            d.record(session.era(), session.protocol_version());
+                        }
+                        Ok(session)
                     }
-                    Ok(session)
-                }
-                Err(e) => {
-                    if learnt && matches!(e, Error::UnsupportedVersion { .. }) {
-                        // The upstream no longer speaks what it spoke: learn its era again.
-                        let (u, t) = req.url_and_transport();
-                        pool.eras.forget(&u, t);
+                    Err(e) => {
+                        if learnt
+                            && !refused_learnt
+                            && matches!(e, Error::UnsupportedVersion { .. })
+                        {
+                            // The upstream no longer speaks what it spoke (upgraded, or replaced
+                            // at the same address): learn its era again, once, in this creation.
+                            tracing::info!(
+                                upstream = %identity::safe_url(&slot.key.url),
+                                "the upstream refused the protocol version it spoke before: \
+                                 discovering its era again"
+                            );
+                            let (u, t) = req.url_and_transport();
+                            pool.eras.forget(&u, t);
+                            refused_learnt = true;
+                            continue;
+                        }
+                        Err(Failed::Connect(e))
                     }
-                    Err(Failed::Connect(e))
-                }
+                };
             }
         };
         let outcome = runtime::timeout(cfg.create_timeout, connect).await;

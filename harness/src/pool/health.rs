@@ -34,7 +34,14 @@ impl SessionPool {
                     verdict = Ok(());
                     break;
                 }
-                Ok(Err(e)) if e.mcp_code() == Some(-32601) => continue,
+                // Every stateless-era server answers `server/discover`: one that says "method
+                // not found" no longer speaks the era this session speaks.
+                Ok(Err(e))
+                    if e.mcp_code() == Some(-32601)
+                        && !(*method == HealthCheck::Ping && s.era() == Era::Stateless) =>
+                {
+                    continue;
+                }
                 Ok(Err(e)) => return Err(format!("{} failed: {e}", label(*method, s))),
                 // Unlike the reference, a health check that times out is unhealthy.
                 Err(_) => {
