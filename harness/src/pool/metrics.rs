@@ -44,7 +44,14 @@ pub struct KeyMetrics {
     pub era: Option<String>,
 }
 
-/// Keys and live sessions of one protocol era.
+/// Keys and live sessions of one protocol era ([`PoolMetrics::eras`]).
+///
+/// ```
+/// let pool = mcp_harness::SessionPool::builder().build();
+/// let m = pool.metrics();
+/// let stateless = &m.eras["stateless"];
+/// assert_eq!((stateless.keys, stateless.sessions, m.eras["handshake"].keys), (0, 0, 0));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EraMetrics {
     /// Pool keys whose upstream speaks this era.

@@ -6,6 +6,14 @@
 //! timeout is unhealthy, a tripped circuit is half-open after its reset period, and the identity
 //! is hashed once per acquire.
 //!
+//! One pool serves upstreams of both protocol eras. Each upstream's era is pinned
+//! ([`PoolBuilder::protocol`], [`PoolBuilder::protocol_for`]), set by
+//! [`PROTOCOL_ENV`](crate::PROTOCOL_ENV), or discovered once per url and transport and cached
+//! ([`SessionPool::upstream_era`]). A stateless upstream's entries have no protocol session; the
+//! health chain's `ping` is `server/discover` for them, affinity and ownership leave them alone
+//! (routing decision `stateless-local`), and [`PoolMetrics::eras`] counts keys and sessions per
+//! era.
+//!
 //! # Layering
 //!
 //! The pool is built on the session layer. It may import `crate::session` (sessions and their
