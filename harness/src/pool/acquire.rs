@@ -323,7 +323,8 @@ impl SessionPool {
                                 version = %session.protocol_version(),
                                 "discovered the protocol era of an upstream"
                             );
-                            d.record(session.era(), session.protocol_version());
+                            pool.eras
+                                .record(d, session.era(), session.protocol_version());
                         }
                         Ok(session)
                     }

@@ -33,12 +33,15 @@ impl Discovered {
     }
 }
 
-type Slot = Arc<AsyncMutex<Option<Discovered>>>;
+type Upstream = (String, Transport);
 
 /// The eras discovered per (url, transport).
 #[derive(Default)]
 pub(super) struct EraCache {
-    slots: Mutex<HashMap<(String, Transport), Slot>>,
+    /// What was learnt, read without waiting (routing asks it on every request).
+    learnt: Mutex<HashMap<Upstream, Discovered>>,
+    /// One discovery at a time per upstream.
+    discovering: Mutex<HashMap<Upstream, Arc<AsyncMutex<()>>>>,
 }
 
 /// The protocol a creation connects with.
@@ -47,46 +50,47 @@ pub(super) enum Choice {
     Known(Protocol),
     /// Learnt from an earlier session of the upstream: connect with this.
     Learnt(Protocol),
-    /// Unknown: connect with [`Protocol::Auto`] and [`Discovery::record`] what was negotiated.
+    /// Unknown: connect with [`Protocol::Auto`] and [`EraCache::record`] what was negotiated.
     Discover(Discovery),
 }
 
-/// The right to discover an upstream's era (held while its first session is created).
+/// The right to discover an upstream's era (held while its first session is created; the
+/// creations that arrive meanwhile wait for it).
 pub(super) struct Discovery {
-    guard: OwnedMutexGuard<Option<Discovered>>,
-}
-
-impl Discovery {
-    /// Records what a newly connected session negotiated.
-    pub(super) fn record(mut self, era: Era, version: String) {
-        *self.guard = Some(Discovered { era, version });
-    }
+    upstream: Upstream,
+    _turn: OwnedMutexGuard<()>,
 }
 
 impl EraCache {
-    fn slot(&self, url: &str, transport: Transport) -> Slot {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((url.to_owned(), transport))
-            .or_default()
-            .clone()
-    }
-
     /// What the cache knows about an upstream (never waits: a discovery under way is unknown).
     pub(super) fn known(&self, url: &str, transport: Transport) -> Option<Discovered> {
-        let slot = self
-            .slots
+        self.learnt
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&(url.to_owned(), transport))
-            .cloned()?;
-        slot.try_lock().ok().and_then(|d| d.clone())
+            .cloned()
+    }
+
+    /// Records what the session a discovery connected negotiated, and ends the discovery.
+    pub(super) fn record(&self, discovery: Discovery, era: Era, version: String) {
+        self.learnt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(discovery.upstream.clone(), Discovered { era, version });
+    }
+
+    /// Learns an upstream's era from elsewhere (another worker), unless it is known already.
+    fn learn(&self, url: &str, transport: Transport, d: Discovered) {
+        self.learnt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((url.to_owned(), transport))
+            .or_insert(d);
     }
 
     /// Forgets an upstream's era (it refused the version learnt earlier: upgraded or replaced).
     pub(super) fn forget(&self, url: &str, transport: Transport) {
-        self.slots
+        self.learnt
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(url.to_owned(), transport));
@@ -149,10 +153,25 @@ impl EraCache {
             return Ok(Choice::Known(p));
         }
         let (url, transport) = req.url_and_transport();
-        let guard = self.slot(&url, transport).lock_owned().await;
-        Ok(match guard.as_ref() {
+        if let Some(d) = self.known(&url, transport) {
+            return Ok(Choice::Learnt(d.pin()));
+        }
+        let upstream = (url, transport);
+        let queue = self
+            .discovering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(upstream.clone())
+            .or_default()
+            .clone();
+        let turn = queue.lock_owned().await;
+        // Another creation may have discovered it while this one waited.
+        Ok(match self.known(&upstream.0, upstream.1) {
             Some(d) => Choice::Learnt(d.pin()),
-            None => Choice::Discover(Discovery { guard }),
+            None => Choice::Discover(Discovery {
+                upstream,
+                _turn: turn,
+            }),
         })
     }
 
@@ -198,20 +217,19 @@ impl super::SessionPool {
     }
 
     /// Learns `req`'s upstream's era from the version another worker discovered, unless this
-    /// pool pins or knows it already (or is discovering it right now).
+    /// pool pins or knows it already.
     pub(super) fn learn_version(&self, req: &AcquireRequest, version: &str) {
         if matches!(pinned(&self.inner.cfg, req), Ok(Some(_)) | Err(_)) {
             return;
         }
         let (url, transport) = req.url_and_transport();
-        let slot = self.inner.eras.slot(&url, transport);
-        if let Ok(mut known) = slot.try_lock()
-            && known.is_none()
-        {
-            *known = Some(Discovered {
+        self.inner.eras.learn(
+            &url,
+            transport,
+            Discovered {
                 era: Era::of(version),
                 version: version.to_owned(),
-            });
-        }
+            },
+        );
     }
 }
