@@ -1,5 +1,7 @@
 //! Session affinity and ownership across workers, against real servers and a real
-//! `redis-server` (`../shared/POOL.md`, "Affinity and several workers").
+//! `redis-server` (`../shared/POOL.md`, "Affinity and several workers"). Ownership concerns
+//! handshake-era upstreams, so those tests pin that era; the last ones show that a stateless
+//! upstream is served by any worker.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -7,13 +9,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use mcp_harness::pool::PoolBuilder;
 use mcp_harness::pool::{AcquireRequest, MemoryStore, OwnershipStore, RedisStore, WorkerConfig};
 use mcp_harness::{
-    Bundled, BundledAuth, BundledServer, Error, Server, ServerSpec, SessionPool, Transport,
+    Bundled, BundledAuth, BundledServer, Era, Error, Protocol, Server, ServerSpec, SessionPool,
+    Transport,
 };
 use serde_json::{Value, json};
 
 use crate::support::{capture_logs, captured_logs, eventually, redis_server};
+
+/// A pool whose upstreams speak the handshake era: ownership and forwarding concern protocol
+/// sessions, which only that era has (stateless upstreams are tested apart, at the end).
+fn handshake_pool() -> PoolBuilder {
+    SessionPool::builder().protocol(Protocol::Handshake("2025-11-25".into()))
+}
 
 async fn server() -> Server {
     Server::start(ServerSpec::bundled(
@@ -71,7 +81,7 @@ fn worker(id: &str, store: Arc<dyn OwnershipStore>) -> WorkerConfig {
 
 #[tokio::test]
 async fn invalid_session_ids_are_refused_clearly() {
-    let pool = SessionPool::builder().affinity(true).build();
+    let pool = handshake_pool().affinity(true).build();
     let base = AcquireRequest::http("http://127.0.0.1:9/mcp");
     for bad in ["", "has space", "semi;colon", "ünïcode", &"x".repeat(129)] {
         let err = pool
@@ -99,7 +109,7 @@ async fn one_downstream_session_with_rotating_jwts_keeps_one_upstream_session() 
         .auth(BundledAuth::Jwt(mcp_harness_fixtures::jwt_secret().clone()))
         .spec();
     let server = Server::start(spec).await.unwrap();
-    let pool = SessionPool::builder().affinity(true).build();
+    let pool = handshake_pool().affinity(true).build();
     let session = unique("rot");
     let mut counts = Vec::new();
     for _ in 0..3 {
@@ -119,7 +129,7 @@ async fn one_downstream_session_with_rotating_jwts_keeps_one_upstream_session() 
 #[tokio::test]
 async fn registered_mappings_are_found_locally_and_dropped_with_evicted_keys() {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = handshake_pool()
         .affinity(true)
         .idle_pool_eviction(Duration::from_millis(100))
         .reaper_interval(Duration::from_millis(20))
@@ -153,7 +163,7 @@ async fn registered_mappings_are_found_locally_and_dropped_with_evicted_keys() {
 #[tokio::test]
 async fn exclusive_mode_never_shares_an_upstream_session() {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = handshake_pool()
         .exclusive(true)
         .max_sessions_per_key(10)
         .acquire_timeout(Duration::from_millis(200))
@@ -248,11 +258,7 @@ async fn three_pools_route_a_dead_owners_session_to_exactly_one_of_them() {
         .unwrap();
     let pools: Vec<SessionPool> = ["p1", "p2", "p3"]
         .iter()
-        .map(|id| {
-            SessionPool::builder()
-                .worker(worker(id, store.clone()))
-                .build()
-        })
+        .map(|id| handshake_pool().worker(worker(id, store.clone())).build())
         .collect();
     for p in &pools {
         assert!(p.worker_ready(Duration::from_secs(10)).await);
@@ -297,10 +303,10 @@ async fn a_call_for_a_session_owned_by_another_worker_is_forwarded_to_it() {
     let (_redis, url) = redis_server().await;
     let server = server().await;
     let store: Arc<dyn OwnershipStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
-    let a = SessionPool::builder()
+    let a = handshake_pool()
         .worker(worker("fwd-a", store.clone()))
         .build();
-    let b = SessionPool::builder()
+    let b = handshake_pool()
         .worker(worker("fwd-b", store.clone()))
         .build();
     assert!(
@@ -373,7 +379,7 @@ async fn an_unresponsive_owner_gives_a_typed_timeout_and_nothing_is_forwarded_tw
         .await
         .unwrap();
     let mut inbox = store.subscribe("hung-owner").await.unwrap();
-    let b = SessionPool::builder()
+    let b = handshake_pool()
         .worker(worker("asker", store.clone()).forward_timeout(Duration::from_millis(300)))
         .build();
     let started = std::time::Instant::now();
@@ -410,7 +416,7 @@ async fn redis_stopped_mid_run_degrades_to_local_with_one_warning_and_resumes() 
     let id = unique("degr");
     // One worker, so no liveness is at stake; a short heartbeat because after a store failure
     // the store is retried one heartbeat interval later, which is when ownership resumes.
-    let pool = SessionPool::builder()
+    let pool = handshake_pool()
         .worker(worker(&id, store.clone()).heartbeat_interval(Duration::from_millis(100)))
         .build();
     let call = |s: String| {
@@ -464,7 +470,7 @@ fn worker_process() {
     mcp_harness::run(async move {
         let store: Arc<dyn OwnershipStore> =
             Arc::new(RedisStore::connect(&get("redis")).await.unwrap());
-        let pool = SessionPool::builder()
+        let pool = handshake_pool()
             .worker(worker(&get("id"), store).heartbeat_interval(heartbeat))
             .build();
         assert!(pool.worker_ready(Duration::from_secs(10)).await);
@@ -562,7 +568,7 @@ async fn two_os_processes_forward_to_the_owner_and_reclaim_when_it_is_killed() {
         .unwrap()
     };
     let store: Arc<dyn OwnershipStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
-    let b = SessionPool::builder()
+    let b = handshake_pool()
         .worker(worker("proc-b", store.clone()))
         .build();
     assert!(b.worker_ready(Duration::from_secs(10)).await);
@@ -613,5 +619,102 @@ async fn two_os_processes_forward_to_the_owner_and_reclaim_when_it_is_killed() {
         ),
         (1, 0, 1),
         "B ran the call itself, without forwarding it to the dead owner"
+    );
+}
+
+// ---- stateless upstreams ----------------------------------------------------------------------
+
+/// The routing decisions `worker` logged for sessions starting with `prefix`, in order.
+fn decisions_of(logs: &str, worker: &str, prefix: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| {
+            l.contains("routing decision")
+                && l.contains(&format!("worker={worker} "))
+                && l.contains(&format!("session={prefix}"))
+        })
+        .filter_map(|l| {
+            l.split("decision=").nth(1).map(|d| {
+                d.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_owned()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_upstream_is_served_by_any_worker_without_ownership() {
+    capture_logs();
+    let (_redis, url) = redis_server().await;
+    let server = server().await;
+    let store: Arc<dyn OwnershipStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
+    // Both workers discover the upstream's era (whatever MCP_HARNESS_PROTOCOL says).
+    let a = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .worker(worker("sl-a", store.clone()))
+        .build();
+    let b = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .worker(worker("sl-b", store.clone()))
+        .build();
+    assert!(
+        a.worker_ready(Duration::from_secs(10)).await
+            && b.worker_ready(Duration::from_secs(10)).await
+    );
+    let req = AcquireRequest::http(server.url()).gateway("gw");
+    assert_eq!(a.upstream_era(&req), None);
+
+    // Before anyone knows the era, a mapped session is owned and forwarded like any other.
+    let first = unique("sla");
+    a.register_session_mapping(&first, &req).await.unwrap();
+    let on_a = whoami_via(&a, with_session(req.clone(), &first)).await;
+    assert_eq!(on_a["era"], "stateless");
+    assert_eq!(a.upstream_era(&req), Some(Era::Stateless), "discovered");
+    let via_b = whoami_via(&b, with_session(req.clone(), &first)).await;
+    assert_eq!(via_b["era"], "stateless");
+    // A's reply taught B the era: from now on B serves the session itself.
+    assert_eq!(b.upstream_era(&req), Some(Era::Stateless), "learnt from A");
+    let again = whoami_via(&b, with_session(req.clone(), &first)).await;
+    assert_eq!(again["era"], "stateless");
+    whoami_via(&a, with_session(req.clone(), &first)).await;
+    let bm = b.metrics();
+    assert_eq!(
+        (bm.session_affinity.forwarded_requests, bm.misses),
+        (1, 1),
+        "one forward before B knew the era, then its own entry"
+    );
+    assert_eq!(bm.eras["stateless"].keys, 1);
+
+    // A session mapped once the era is known is owned by nobody and served wherever it lands.
+    let second = unique("slb");
+    a.register_session_mapping(&second, &req).await.unwrap();
+    assert_eq!(store.owner(&second).await.unwrap(), None, "not claimed");
+    whoami_via(&b, with_session(req.clone(), &second)).await;
+    whoami_via(&a, with_session(req.clone(), &second)).await;
+    assert_eq!(b.metrics().session_affinity.forwarded_requests, 1);
+
+    let logs = captured_logs();
+    assert_eq!(
+        decisions_of(&logs, "sl-b", &first[..8]),
+        ["forwarding", "published", "stateless-local"]
+    );
+    assert_eq!(
+        decisions_of(&logs, "sl-a", &first[..8]),
+        [
+            "owned-local",
+            "received-forward",
+            "forward-completed",
+            "stateless-local"
+        ]
+    );
+    assert_eq!(
+        decisions_of(&logs, "sl-b", &second[..8]),
+        ["stateless-local"]
+    );
+    assert_eq!(
+        decisions_of(&logs, "sl-a", &second[..8]),
+        ["stateless-local"]
     );
 }

@@ -736,6 +736,34 @@ fn soak_speaks_the_era_it_is_told_and_reports_it(
 }
 
 #[test]
+fn the_default_soak_discovers_the_era_through_the_pool() {
+    // No --protocol and no MCP_HARNESS_PROTOCOL: the pool discovers the upstream's era, and
+    // the bundled fast-test answers server/discover; raw sessions keep the session default.
+    for (mode, era, version) in [
+        ("--pool", "stateless", "2026-07-28"),
+        ("--no-pool", "handshake", "2025-11-25"),
+    ] {
+        let r = run_with(
+            cli()
+                .args(["soak", mode, "--clients", "4", "--calls", "50", "--json"])
+                .env_remove("MCP_HARNESS_PROTOCOL"),
+        )
+        .expect(OK);
+        let j = r.json();
+        assert_eq!(
+            (j["era"].as_str(), j["protocol_version"].as_str()),
+            (Some(era), Some(version)),
+            "{mode}: {j}"
+        );
+        assert_eq!(j["failures"]["total"], 0, "{j}");
+        if mode == "--pool" {
+            assert_eq!(j["pool_metrics"]["era_discoveries"], 1, "{j}");
+            assert_eq!(j["pool_metrics"]["eras"]["stateless"]["keys"], 1, "{j}");
+        }
+    }
+}
+
+#[test]
 fn soak_with_raw_sessions_and_cancellation_has_no_unexpected_failure() {
     let r = run(&[
         "soak",

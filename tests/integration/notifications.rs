@@ -1,11 +1,13 @@
 //! list_changed notifications from real upstream sessions become debounced refreshes per
-//! gateway (`../shared/POOL.md`, "Notifications").
+//! gateway (`../shared/POOL.md`, "Notifications"), in both protocol eras: the handshake era's
+//! GET stream per session, the stateless era's `subscriptions/listen` stream per pooled entry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_harness::pool::{AcquireRequest, Catalog, RefreshCallback, RefreshFlags};
-use mcp_harness::{Bundled, Server, ServerSpec, SessionPool, Transport};
+use mcp_harness::pool::{AcquireRequest, Catalog, PoolBuilder, RefreshCallback, RefreshFlags};
+use mcp_harness::{Bundled, Era, Protocol, Server, ServerSpec, SessionPool, Transport};
+use rstest::rstest;
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -18,6 +20,14 @@ async fn server() -> Server {
     ))
     .await
     .unwrap()
+}
+
+/// A pool whose upstreams speak `era`.
+fn pool_in(era: Era) -> PoolBuilder {
+    SessionPool::builder().protocol(match era {
+        Era::Handshake => Protocol::Handshake("2025-11-25".into()),
+        _ => Protocol::Stateless("2026-07-28".into()),
+    })
 }
 
 fn all() -> RefreshFlags {
@@ -41,11 +51,14 @@ async fn settled(pool: &SessionPool, triggered: u64) -> mcp_harness::pool::Notif
     .await
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn one_tools_list_changed_gives_exactly_one_refresh_of_everything() {
+async fn one_tools_list_changed_gives_exactly_one_refresh_of_everything(#[case] era: Era) {
     let server = server().await;
     let catalog = Catalog::default();
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .debounce(Duration::from_millis(50))
         .catalog(&catalog)
         .build();
@@ -72,12 +85,15 @@ async fn one_tools_list_changed_gives_exactly_one_refresh_of_everything() {
     assert_eq!(gw.prompts, ["greeting"]);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn a_burst_inside_the_window_gives_one_refresh_with_merged_flags() {
+async fn a_burst_inside_the_window_gives_one_refresh_with_merged_flags(#[case] era: Era) {
     let server = server().await;
     let catalog = Catalog::default();
     // A window wide enough that the 20 calls land in it even on a loaded machine.
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .debounce(Duration::from_secs(3))
         .catalog(&catalog)
         .build();
@@ -102,16 +118,21 @@ async fn a_burst_inside_the_window_gives_one_refresh_with_merged_flags() {
     assert_eq!(gw.refreshes, [all()]);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn resources_and_prompts_variants_refresh_the_right_parts() {
-    let server = server().await;
+async fn resources_and_prompts_variants_refresh_the_right_parts(#[case] era: Era) {
+    // A server per gateway: a stateless server announces a change to every listener of its
+    // process (see the test after this one), which would merge the two gateways' flags.
+    let (server, other) = (server().await, server().await);
     let catalog = Catalog::default();
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .debounce(Duration::from_millis(30))
         .catalog(&catalog)
         .build();
     let resources = AcquireRequest::http(server.url()).gateway("gw-r");
-    let prompts = AcquireRequest::http(server.url()).gateway("gw-p");
+    let prompts = AcquireRequest::http(other.url()).gateway("gw-p");
     pool.call_tool(resources, "notify", json!({"kind": "resources"}))
         .await
         .unwrap();
@@ -144,8 +165,64 @@ async fn resources_and_prompts_variants_refresh_the_right_parts() {
     assert!(p.resources.is_empty() && !p.prompts.is_empty());
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
+#[tokio::test]
+async fn a_change_reaches_the_gateways_of_its_own_session_or_of_every_listener(#[case] era: Era) {
+    let server = server().await;
+    let catalog = Catalog::default();
+    let pool = pool_in(era)
+        .debounce(Duration::from_millis(30))
+        .catalog(&catalog)
+        .build();
+    let mine = AcquireRequest::http(server.url()).gateway("gw-mine");
+    let other = AcquireRequest::http(server.url()).gateway("gw-other");
+    // Both gateways have a live upstream entry on the same server process.
+    let (a, b) = (
+        pool.acquire(mine).await.unwrap(),
+        pool.acquire(other).await.unwrap(),
+    );
+    a.call_tool("notify", json!({"kind": "prompts"}))
+        .await
+        .unwrap();
+    let mine = eventually("gw-mine's refresh", Duration::from_secs(5), || async {
+        catalog.gateway("gw-mine")
+    })
+    .await;
+    assert!(mine.refreshes[0].prompts);
+    if era == Era::Handshake {
+        // The notification travels on the session that caused it: the other gateway's
+        // session hears nothing. A later change on b proves b's stream works.
+        b.call_tool("notify", json!({"kind": "resources"}))
+            .await
+            .unwrap();
+        let other = eventually("gw-other's refresh", Duration::from_secs(5), || async {
+            catalog.gateway("gw-other")
+        })
+        .await;
+        assert_eq!(other.refreshes.len(), 1);
+        assert!(other.refreshes[0].resources && !other.refreshes[0].prompts);
+    } else {
+        // No protocol session: the server announces the change on every listen stream of
+        // its process, so the other gateway refreshes too.
+        let other = eventually("gw-other's refresh", Duration::from_secs(5), || async {
+            catalog.gateway("gw-other")
+        })
+        .await;
+        assert_eq!(other.refreshes.len(), 1);
+        assert!(other.refreshes[0].prompts && !other.refreshes[0].resources);
+    }
+    let m = settled(&pool, 2).await;
+    assert_eq!(m.notifications_received, 2);
+    drop((a, b));
+}
+
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_during_a_running_refresh_schedules_one_trailing_refresh() {
+async fn a_notification_during_a_running_refresh_schedules_one_trailing_refresh(#[case] era: Era) {
     let server = server().await;
     let started = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -168,7 +245,7 @@ async fn a_notification_during_a_running_refresh_schedules_one_trailing_refresh(
             })
         })
     };
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .debounce(Duration::from_millis(20))
         .on_refresh(callback)
         .build();

@@ -1,14 +1,24 @@
 //! The session pool against real bundled servers (`../shared/POOL.md`), one test per behaviour.
 //! Each test starts its own server so that server-side counts belong to it alone.
+//!
+//! The reference scenarios run in both protocol eras (`case_1_handshake`, `case_2_stateless`),
+//! each pinned in the pool so that `MCP_HARNESS_PROTOCOL` does not change what they test. Where
+//! the eras differ the assertions say how: a stateless upstream keeps no protocol session, so
+//! per-session counters and session ids do not apply (every request stands alone) and the pool's
+//! entries are counted in `server/discover`s instead of `initialize`s.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_harness::pool::{AcquireRequest, HealthCheck, IdentityExtractor, JwtSubjectExtractor};
-use mcp_harness::{
-    Bundled, BundledAuth, BundledServer, Error, Server, ServerSpec, Session, SessionPool, Transport,
+use mcp_harness::pool::{
+    AcquireRequest, HealthCheck, IdentityExtractor, JwtSubjectExtractor, PoolBuilder,
 };
+use mcp_harness::{
+    Bundled, BundledAuth, BundledServer, Era, Error, Protocol, Server, ServerSpec, Session,
+    SessionPool, Transport,
+};
+use rstest::rstest;
 use serde_json::{Value, json};
 
 use crate::support::{call_json, call_text, eventually};
@@ -33,21 +43,53 @@ fn bearer(token: &mcp_harness::Secret) -> String {
     format!("Bearer {}", token.expose())
 }
 
-/// Initializations the server saw from pooled sessions (their client names start with `pool:`).
-async fn pooled_initializations(server: &Server) -> u64 {
-    let probe = Session::builder(server)
+/// The pin of an era, at its current version.
+fn protocol(era: Era) -> Protocol {
+    match era {
+        Era::Handshake => Protocol::Handshake("2025-11-25".into()),
+        _ => Protocol::Stateless("2026-07-28".into()),
+    }
+}
+
+/// A pool whose upstreams speak `era`.
+fn pool_in(era: Era) -> PoolBuilder {
+    SessionPool::builder().protocol(protocol(era))
+}
+
+/// A session that reads the server's stats. It speaks the handshake era, so that it adds no
+/// `server/discover` to what it counts.
+async fn stats_probe(server: &Server) -> Session {
+    Session::builder(server)
         .name("stats-probe")
+        .protocol(protocol(Era::Handshake))
         .connect()
         .await
-        .unwrap();
-    let stats = call_json(&probe, "stats", json!({})).await;
-    stats["initializations_by_client"]
+        .unwrap()
+}
+
+/// How the server saw the pool open its entries: `initialize`s from pooled sessions in the
+/// handshake era; `server/discover`s in the stateless era (one per entry, plus one per
+/// health check). Asserts that the other era's opening never happened.
+async fn pooled_opens(server: &Server, era: Era) -> u64 {
+    let stats = call_json(&stats_probe(server).await, "stats", json!({})).await;
+    let initializations: u64 = stats["initializations_by_client"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(k, _)| k.starts_with("pool:"))
         .map(|(_, v)| v.as_u64().unwrap())
-        .sum()
+        .sum();
+    let discovers = stats["discovers"].as_u64().unwrap();
+    match era {
+        Era::Handshake => {
+            assert_eq!(discovers, 0, "no server/discover in the handshake era");
+            initializations
+        }
+        _ => {
+            assert_eq!(initializations, 0, "no initialize in the stateless era");
+            discovers
+        }
+    }
 }
 
 async fn pooled_json(pool: &SessionPool, req: AcquireRequest, tool: &str) -> Value {
@@ -68,10 +110,13 @@ async fn pooled_text(pool: &SessionPool, req: AcquireRequest, tool: &str, args: 
 
 // ---- 1. reuse -------------------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn sequential_calls_reuse_one_upstream_session() {
+async fn sequential_calls_reuse_one_upstream_session(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let req = AcquireRequest::http(server.url()).header("authorization", "Bearer one");
     assert_eq!(
         pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await,
@@ -85,18 +130,21 @@ async fn sequential_calls_reuse_one_upstream_session() {
     assert_eq!((m.hits, m.misses), (1, 1));
     assert_eq!(m.hit_rate, 0.5);
     assert_eq!(
-        pooled_initializations(&server).await,
+        pooled_opens(&server, era).await,
         1,
-        "one upstream initialize"
+        "one upstream entry opened ({era})"
     );
 }
 
 // ---- 2. identity isolation --------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn different_credentials_tenants_users_and_gateways_get_separate_sessions() {
+async fn different_credentials_tenants_users_and_gateways_get_separate_sessions(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let base = AcquireRequest::http(server.url()).header("authorization", "Bearer alice");
     let variants = [
         ("base", base.clone()),
@@ -111,54 +159,85 @@ async fn different_credentials_tenants_users_and_gateways_get_separate_sessions(
     let mut session_ids = BTreeSet::new();
     for (what, req) in &variants {
         let who = pooled_json(&pool, req.clone(), "whoami").await;
-        assert!(
-            session_ids.insert(who["session_id"].to_string()),
-            "{what} shared a session"
-        );
-        assert_eq!(
-            pooled_text(&pool, req.clone(), "counter", json!({})).await,
-            "1",
-            "{what}: fresh counter"
-        );
+        assert_eq!(who["era"], era.to_string(), "{who}");
+        if era == Era::Handshake {
+            assert!(
+                session_ids.insert(who["session_id"].to_string()),
+                "{what} shared a session"
+            );
+            assert_eq!(
+                pooled_text(&pool, req.clone(), "counter", json!({})).await,
+                "1",
+                "{what}: fresh counter"
+            );
+        } else {
+            // No protocol session: what isolates identities is which entry (and so which
+            // credentials) serves the call; the upstream sees this key's own headers.
+            assert_eq!(who["session_id"], Value::Null, "{who}");
+            let tenant = (*what == "tenant").then_some("acme");
+            assert_eq!(
+                who["headers"].get("x-tenant-id").and_then(Value::as_str),
+                tenant,
+                "{what}: {who}"
+            );
+        }
     }
-    assert_eq!(pool.metrics().pool_key_count, variants.len());
-    assert_eq!(pooled_initializations(&server).await, variants.len() as u64);
+    let m = pool.metrics();
+    assert_eq!(m.pool_key_count, variants.len());
+    assert_eq!(m.misses, variants.len() as u64, "one entry per key");
+    assert_eq!(m.eras[&era.to_string()].keys, variants.len());
+    assert_eq!(pooled_opens(&server, era).await, variants.len() as u64);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn header_name_case_is_ignored_and_values_are_not() {
+async fn header_name_case_is_ignored_and_values_are_not(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let lower = AcquireRequest::http(server.url()).header("x-tenant-id", "acme");
     let upper = AcquireRequest::http(server.url()).header("X-Tenant-ID", "acme");
     let other_case_value = AcquireRequest::http(server.url()).header("x-tenant-id", "ACME");
     assert_eq!(pool.key_of(&lower), pool.key_of(&upper));
     assert_ne!(pool.key_of(&lower), pool.key_of(&other_case_value));
     assert_eq!(pooled_text(&pool, lower, "counter", json!({})).await, "1");
+    // A stateless upstream counts per request: the pool's hit shows the entry was shared.
+    let expected = if era == Era::Handshake { "2" } else { "1" };
     assert_eq!(
         pooled_text(&pool, upper, "counter", json!({})).await,
-        "2",
+        expected,
         "same session"
     );
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses), (1, 1), "same entry");
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn rotating_jwts_of_one_user_share_a_session_with_the_jwt_extractor() {
+async fn rotating_jwts_of_one_user_share_a_session_with_the_jwt_extractor(#[case] era: Era) {
     let server = jwt_server().await;
-    let pool = SessionPool::builder()
-        .identity_extractor(JwtSubjectExtractor)
-        .build();
+    let pool = pool_in(era).identity_extractor(JwtSubjectExtractor).build();
     let mut counts = Vec::new();
     for _ in 0..3 {
         let token = mcp_harness_fixtures::token_for("alice");
         let req = AcquireRequest::http(server.url()).header("authorization", &bearer(&token));
         counts.push(pooled_text(&pool, req, "counter", json!({})).await);
     }
+    // A stateless upstream counts per request; the pool's one miss shows the shared entry.
+    let expected = if era == Era::Handshake {
+        ["1", "2", "3"]
+    } else {
+        ["1", "1", "1"]
+    };
     assert_eq!(
-        counts,
-        ["1", "2", "3"],
+        counts, expected,
         "one upstream session for three tokens of alice"
     );
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses), (2, 1), "one entry for alice");
     let bob = AcquireRequest::http(server.url()).header(
         "authorization",
         &bearer(&mcp_harness_fixtures::token_for("bob")),
@@ -172,6 +251,7 @@ async fn rotating_jwts_of_one_user_share_a_session_with_the_jwt_extractor() {
         "1",
         "bob never gets alice's session"
     );
+    assert_eq!(pool.metrics().misses, 2, "bob has his own entry");
 }
 
 struct FailingExtractor;
@@ -184,12 +264,13 @@ impl IdentityExtractor for FailingExtractor {
     }
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn failing_extractor_falls_back_to_header_hashing() {
+async fn failing_extractor_falls_back_to_header_hashing(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
-        .identity_extractor(FailingExtractor)
-        .build();
+    let pool = pool_in(era).identity_extractor(FailingExtractor).build();
     let a = AcquireRequest::http(server.url()).header("authorization", "Bearer a");
     let b = AcquireRequest::http(server.url()).header("authorization", "Bearer b");
     assert_ne!(
@@ -209,20 +290,27 @@ async fn failing_extractor_falls_back_to_header_hashing() {
 
 // ---- 3. anonymous bucket, transport isolation ------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn requests_without_identity_share_the_anonymous_bucket_and_are_counted() {
+async fn requests_without_identity_share_the_anonymous_bucket_and_are_counted(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let bare = AcquireRequest::http(server.url());
     let irrelevant = AcquireRequest::http(server.url()).header("x-request-id", "123");
     assert_eq!(pool.key_of(&bare).identity_hash, "anonymous");
     assert_eq!(pool.key_of(&irrelevant).identity_hash, "anonymous");
     assert_eq!(pooled_text(&pool, bare, "counter", json!({})).await, "1");
+    // A stateless upstream counts per request; the pool's hit shows the shared entry.
+    let expected = if era == Era::Handshake { "2" } else { "1" };
     assert_eq!(
         pooled_text(&pool, irrelevant, "counter", json!({})).await,
-        "2"
+        expected
     );
-    assert_eq!(pool.metrics().anonymous_identity_count, 2);
+    let m = pool.metrics();
+    assert_eq!(m.anonymous_identity_count, 2);
+    assert_eq!((m.hits, m.misses, m.pool_key_count), (1, 1, 1));
 }
 
 #[test]
@@ -238,10 +326,13 @@ fn same_url_over_sse_and_streamable_http_gives_two_keys() {
 
 // ---- 4. session id headers ------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn session_id_headers_never_reach_the_server_and_authorization_does() {
+async fn session_id_headers_never_reach_the_server_and_authorization_does(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let req = AcquireRequest::http(server.url())
         .header("authorization", "Bearer tok")
         .header("x-mcp-session-id", "downstream-1")
@@ -254,18 +345,22 @@ async fn session_id_headers_never_reach_the_server_and_authorization_does() {
         who["session_id"], "downstream-2",
         "the upstream session id is the pool's own"
     );
+    if era == Era::Stateless {
+        assert!(!headers.contains_key("mcp-session-id"), "{headers:?}");
+    }
     assert!(headers.contains_key("authorization"), "{headers:?}");
     assert_eq!(headers["x-tenant-id"], "acme");
 }
 
 // ---- 5./6. stale and killed servers ----------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds() {
+async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
-        .health_check_interval(Duration::ZERO)
-        .build();
+    let pool = pool_in(era).health_check_interval(Duration::ZERO).build();
     let req = AcquireRequest::http(server.url());
     assert_eq!(
         pooled_text(&pool, req.clone(), "echo", json!({"text": "before"})).await,
@@ -277,37 +372,55 @@ async fn stale_session_after_server_restart_is_replaced_and_the_call_succeeds() 
         "after"
     );
     let m = pool.metrics();
-    assert_eq!(m.evictions, 1, "the stale session was discarded");
-    assert_eq!(m.health_check_failures, 1);
-    assert_eq!(m.misses, 2, "and recreated");
+    if era == Era::Handshake {
+        assert_eq!(m.evictions, 1, "the stale session was discarded");
+        assert_eq!(m.health_check_failures, 1);
+        assert_eq!(m.misses, 2, "and recreated");
+    } else {
+        // A stateless entry has no protocol session to lose: the restarted server answers its
+        // health check (`server/discover`) and the entry is reused.
+        assert_eq!((m.evictions, m.health_check_failures), (0, 0), "{m:?}");
+        assert_eq!((m.hits, m.misses), (1, 1));
+    }
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn server_killed_mid_call_fails_only_that_call_then_recovers() {
+async fn server_killed_mid_call_fails_only_that_call_then_recovers(#[case] era: Era) {
     let server = server().await;
     let req = AcquireRequest::http(server.url());
-    killed_mid_call_fails_only_that_call(&server, req).await;
+    killed_mid_call_fails_only_that_call(&server, req, era, pool_in(era).build()).await;
 }
 
 /// Kills `server` under a call through the pool: only that call fails (typed), only that
-/// session is discarded, and calls after a restart succeed (no loop of failures).
-async fn killed_mid_call_fails_only_that_call(server: &Server, req: AcquireRequest) {
-    let pool = SessionPool::builder().build();
-
+/// session is discarded, and calls after a restart succeed (no loop of failures). In the
+/// stateless era an idle entry of another key, which had no call in flight, also serves the
+/// next call as it is: there was no protocol session to lose.
+async fn killed_mid_call_fails_only_that_call(
+    server: &Server,
+    req: AcquireRequest,
+    era: Era,
+    pool: SessionPool,
+) {
+    let bystander = req.clone().header("x-tenant-id", "bystander");
     assert_eq!(
         pooled_text(&pool, req.clone(), "echo", json!({"text": "warm"})).await,
         "warm"
     );
+    if era == Era::Stateless {
+        assert_eq!(
+            pooled_text(&pool, bystander.clone(), "echo", json!({"text": "idle"})).await,
+            "idle"
+        );
+    }
     let in_flight = {
         let (pool, req) = (pool.clone(), req.clone());
         tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
     };
     // Kill only once the call is running on the server: then it is really mid-call.
-    let probe = Session::builder(server)
-        .name("stats-probe")
-        .connect()
-        .await
-        .unwrap();
+    let probe = stats_probe(server).await;
     eventually(
         "the call to run on the server",
         Duration::from_secs(10),
@@ -332,17 +445,29 @@ async fn killed_mid_call_fails_only_that_call(server: &Server, req: AcquireReque
             text
         );
     }
+    let mut misses = 2;
+    if era == Era::Stateless {
+        assert_eq!(
+            pooled_text(&pool, bystander, "echo", json!({"text": "next"})).await,
+            "next",
+            "the idle stateless entry serves the next call"
+        );
+        misses += 1;
+    }
     let m = pool.metrics();
     assert_eq!(m.evictions, 1, "only the broken session was discarded");
-    assert_eq!(m.misses, 2);
+    assert_eq!(m.misses, misses);
 }
 
 // ---- 7./8. cancellation ----------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancellation_storm_leaves_no_failure_and_no_busy_slot() {
+async fn cancellation_storm_leaves_no_failure_and_no_busy_slot(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().max_sessions_per_key(50).build();
+    let pool = pool_in(era).max_sessions_per_key(50).build();
     let req = AcquireRequest::http(server.url());
     let mut tasks = Vec::new();
     for i in 0..1000u64 {
@@ -388,12 +513,16 @@ async fn cancellation_storm_leaves_no_failure_and_no_busy_slot() {
         "every live session is idle"
     );
     assert!(m.total_active_sessions <= 50);
+    assert_eq!(m.eras[&era.to_string()].sessions, m.total_active_sessions);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds() {
+async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .max_sessions_per_key(1)
         .acquire_timeout(Duration::from_secs(2))
         .build();
@@ -424,10 +553,13 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/mcp")
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn circuit_opens_at_the_threshold_and_fails_fast_even_with_an_idle_session() {
+async fn circuit_opens_at_the_threshold_and_fails_fast_even_with_an_idle_session(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .circuit_breaker_threshold(3)
         .circuit_breaker_reset(Duration::from_secs(60))
         .build();
@@ -450,12 +582,15 @@ async fn circuit_opens_at_the_threshold_and_fails_fast_even_with_an_idle_session
     assert!(cb.open_until.is_some());
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn half_open_after_reset_one_success_closes_one_failure_reopens() {
+async fn half_open_after_reset_one_success_closes_one_failure_reopens(#[case] era: Era) {
     let url = dead_url();
     // The reset is the margin between opening and the "still open" checks right after it:
     // long enough that no scheduling stall lets it lapse in between.
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .circuit_breaker_threshold(2)
         .circuit_breaker_reset(Duration::from_secs(1))
         .build();
@@ -512,11 +647,14 @@ async fn half_open_after_reset_one_success_closes_one_failure_reopens() {
     drop(server);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn cancelled_creations_never_count_as_failures() {
+async fn cancelled_creations_never_count_as_failures(#[case] era: Era) {
     let server = server().await;
     server.pause().unwrap();
-    let pool = SessionPool::builder().circuit_breaker_threshold(1).build();
+    let pool = pool_in(era).circuit_breaker_threshold(1).build();
     let req = AcquireRequest::http(server.url());
     for _ in 0..3 {
         assert!(
@@ -541,11 +679,14 @@ async fn cancelled_creations_never_count_as_failures() {
 
 // ---- 10. create timeout ----------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn slow_initialize_beyond_create_timeout_is_typed_and_frees_the_slot() {
+async fn slow_initialize_beyond_create_timeout_is_typed_and_frees_the_slot(#[case] era: Era) {
     let server = server().await;
     server.pause().unwrap();
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .max_sessions_per_key(1)
         .create_timeout(Duration::from_millis(200))
         .acquire_timeout(Duration::from_secs(2))
@@ -580,10 +721,13 @@ async fn slow_initialize_beyond_create_timeout_is_typed_and_frees_the_slot() {
 
 // ---- 11. capacity ----------------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back() {
+async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().max_sessions_per_key(2).build();
+    let pool = pool_in(era).max_sessions_per_key(2).build();
     let req = AcquireRequest::http(server.url());
     let first = pool.acquire(req.clone()).await.unwrap();
     let second = pool.acquire(req.clone()).await.unwrap();
@@ -621,10 +765,13 @@ async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back
     );
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn waiting_past_acquire_timeout_is_a_typed_timeout() {
+async fn waiting_past_acquire_timeout_is_a_typed_timeout(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .max_sessions_per_key(1)
         .acquire_timeout(Duration::from_millis(200))
         .build();
@@ -653,12 +800,13 @@ async fn waiting_past_acquire_timeout_is_a_typed_timeout() {
 
 // ---- 12. TTL and health ----------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn sessions_past_their_ttl_are_replaced() {
+async fn sessions_past_their_ttl_are_replaced(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
-        .session_ttl(Duration::from_millis(50))
-        .build();
+    let pool = pool_in(era).session_ttl(Duration::from_millis(50)).build();
     let req = AcquireRequest::http(server.url());
     // Expired (evictions) and recreated (a second miss); without a TTL neither happens.
     eventually(
@@ -676,8 +824,11 @@ async fn sessions_past_their_ttl_are_replaced() {
     .await;
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn method_not_found_moves_to_the_next_health_check() {
+async fn method_not_found_moves_to_the_next_health_check(#[case] era: Era) {
     // fast-time has no prompts: prompts/list answers -32601, then tools/list succeeds.
     let server = Server::start(ServerSpec::bundled(
         Bundled::FastTime,
@@ -691,7 +842,7 @@ async fn method_not_found_moves_to_the_next_health_check() {
         .await
         .expect_err("fast-time has no prompts");
     assert_eq!(err.mcp_code(), Some(-32601), "{err}");
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .health_check_interval(Duration::ZERO)
         .health_checks([HealthCheck::ListPrompts, HealthCheck::ListTools])
         .build();
@@ -702,7 +853,7 @@ async fn method_not_found_moves_to_the_next_health_check() {
     assert_eq!((m.hits, m.health_check_failures), (1, 0));
 
     // A chain of only "method not found" answers is not a healthy verdict.
-    let strict = SessionPool::builder()
+    let strict = pool_in(era)
         .health_check_interval(Duration::ZERO)
         .health_checks([HealthCheck::ListPrompts])
         .build();
@@ -711,10 +862,13 @@ async fn method_not_found_moves_to_the_next_health_check() {
     assert_eq!(strict.metrics().health_check_failures, 1);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn hung_server_is_unhealthy_at_the_health_timeout() {
+async fn hung_server_is_unhealthy_at_the_health_timeout(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .health_check_interval(Duration::ZERO)
         .health_check_timeout(Duration::from_millis(200))
         .create_timeout(Duration::from_secs(2))
@@ -738,10 +892,13 @@ async fn hung_server_is_unhealthy_at_the_health_timeout() {
 
 // ---- 13. idle keys ---------------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn background_reaper_evicts_idle_keys_without_any_acquire() {
+async fn background_reaper_evicts_idle_keys_without_any_acquire(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .idle_pool_eviction(Duration::from_millis(100))
         .reaper_interval(Duration::from_millis(20))
         .build();
@@ -771,10 +928,13 @@ async fn background_reaper_evicts_idle_keys_without_any_acquire() {
 
 // ---- 14. lifecycle ---------------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires() {
+async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder()
+    let pool = pool_in(era)
         .cleanup_timeout(Duration::from_millis(300))
         .build();
     let req = AcquireRequest::http(server.url());
@@ -794,10 +954,13 @@ async fn close_all_is_bounded_with_a_hung_server_and_then_refuses_acquires() {
     server.resume().unwrap();
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn drain_closes_sessions_but_keeps_the_pool_usable() {
+async fn drain_closes_sessions_but_keeps_the_pool_usable(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let req = AcquireRequest::http(server.url());
     assert_eq!(
         pooled_text(&pool, req.clone(), "counter", json!({})).await,
@@ -811,16 +974,20 @@ async fn drain_closes_sessions_but_keeps_the_pool_usable() {
         "a new upstream session"
     );
     assert_eq!(pool.metrics().misses, 2);
+    assert_eq!(pooled_opens(&server, era).await, 2, "opened again ({era})");
 }
 
 // ---- 15. metrics -----------------------------------------------------------------------------
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn metrics_have_the_reference_shape_and_no_secret() {
+async fn metrics_have_the_reference_shape_and_no_secret(#[case] era: Era) {
     crate::support::capture_logs();
     let secret = "s3cr3t-token-9f8e7d";
     let server = server().await;
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let req = AcquireRequest::http(server.url())
         .header("authorization", &format!("Bearer {secret}"))
         .header("x-api-key", secret)
@@ -841,9 +1008,17 @@ async fn metrics_have_the_reference_shape_and_no_secret() {
         "total_active_sessions",
         "session_affinity",
         "pools",
+        "eras",
         "circuit_breakers",
     ] {
         assert!(json.get(field).is_some(), "missing {field}");
+    }
+    for (name, keys) in [("handshake", 0), ("stateless", 0)] {
+        let expected = if name == era.to_string() { 1 } else { keys };
+        let e = &json["eras"][name];
+        assert_eq!(e["keys"], expected, "eras.{name}: {e}");
+        assert_eq!(e["sessions"], expected, "eras.{name}: {e}");
+        assert_eq!(e["misses"], expected, "eras.{name}: {e}");
     }
     for field in [
         "local_hits",
@@ -863,6 +1038,7 @@ async fn metrics_have_the_reference_shape_and_no_secret() {
     for field in ["available", "active", "max"] {
         assert!(key.get(field).is_some(), "missing pools.*.{field}");
     }
+    assert_eq!(key["era"], era.to_string());
     let text = json.to_string();
     let shown_key = pool.key_of(&req).to_string();
     for place in [&text, &shown_key, &format!("{req:?}")] {
@@ -959,10 +1135,13 @@ mod properties {
     }
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_acquired_under_one_identity_is_never_handed_to_another() {
+async fn a_session_acquired_under_one_identity_is_never_handed_to_another(#[case] era: Era) {
     let server = server().await;
-    let pool = SessionPool::builder().max_sessions_per_key(3).build();
+    let pool = pool_in(era).max_sessions_per_key(3).build();
     let mut tasks = Vec::new();
     for i in 0..120u32 {
         let (pool, url) = (pool.clone(), server.url().to_owned());
@@ -984,10 +1163,13 @@ async fn a_session_acquired_under_one_identity_is_never_handed_to_another() {
     assert_eq!(pool.metrics().pool_key_count, 5);
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn soft_caps_on_keys_and_sessions_give_typed_capacity_errors() {
+async fn soft_caps_on_keys_and_sessions_give_typed_capacity_errors(#[case] era: Era) {
     let server = server().await;
-    let keys = SessionPool::builder().max_pool_keys(1).build();
+    let keys = pool_in(era).max_pool_keys(1).build();
     drop(
         keys.acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "a"))
             .await
@@ -1000,7 +1182,7 @@ async fn soft_caps_on_keys_and_sessions_give_typed_capacity_errors() {
     assert!(matches!(err, Error::Capacity { limit: 1, .. }), "{err:?}");
     assert!(err.to_string().contains("pool keys"), "{err}");
 
-    let sessions = SessionPool::builder().max_total_sessions(2).build();
+    let sessions = pool_in(era).max_total_sessions(2).build();
     let a = sessions
         .acquire(AcquireRequest::http(server.url()).header("x-tenant-id", "a"))
         .await
@@ -1080,13 +1262,23 @@ async fn identities_are_isolated_and_session_ids_stripped_over_sse() {
 async fn sse_server_killed_mid_call_fails_only_that_call_then_recovers() {
     let server = sse_server().await;
     let req = AcquireRequest::url(server.url(), Transport::Sse);
-    killed_mid_call_fails_only_that_call(&server, req).await;
+    // Legacy SSE is handshake-era by definition: the pool's default does not discover.
+    killed_mid_call_fails_only_that_call(
+        &server,
+        req,
+        Era::Handshake,
+        SessionPool::builder().build(),
+    )
+    .await;
 }
 
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn stdio_upstreams_are_pooled_per_identity_and_reused() {
+async fn stdio_upstreams_are_pooled_per_identity_and_reused(#[case] era: Era) {
     let spec = ServerSpec::bundled(Bundled::FastTest, Transport::Stdio);
-    let pool = SessionPool::builder().build();
+    let pool = pool_in(era).build();
     let alice = AcquireRequest::stdio(spec.clone()).user("alice");
     let bob = AcquireRequest::stdio(spec).user("bob");
     assert_eq!(
@@ -1105,7 +1297,190 @@ async fn stdio_upstreams_are_pooled_per_identity_and_reused() {
     );
     let m = pool.metrics();
     assert_eq!((m.hits, m.misses, m.pool_key_count), (1, 2, 2));
+    assert_eq!(m.eras[&era.to_string()].keys, 2);
+    assert_eq!(
+        pooled_json(&pool, alice.clone(), "whoami").await["era"],
+        era.to_string()
+    );
     assert!(pool.key_of(&alice).to_string().contains("stdio"));
     pool.close_all().await;
     assert_eq!(pool.metrics().total_active_sessions, 0);
+}
+
+// ---- upstreams of both eras ------------------------------------------------------------------
+
+#[rstest]
+#[case::handshake(Era::Handshake)]
+#[case::stateless(Era::Stateless)]
+#[tokio::test]
+async fn the_default_health_chain_passes_a_healthy_server(#[case] era: Era) {
+    let server = server().await;
+    // Every reuse is health-checked with the default chain (ping, then skip): `ping` in the
+    // handshake era, a `server/discover` round trip in the stateless era (which has no ping).
+    let pool = pool_in(era).health_check_interval(Duration::ZERO).build();
+    let req = AcquireRequest::http(server.url());
+    for i in 0..4 {
+        let text = format!("call-{i}");
+        assert_eq!(
+            pooled_text(&pool, req.clone(), "echo", json!({"text": text})).await,
+            text
+        );
+    }
+    let m = pool.metrics();
+    assert_eq!((m.hits, m.misses, m.health_check_failures), (3, 1, 0));
+    assert_eq!(m.evictions, 0);
+    if era == Era::Stateless {
+        // One discover opened the entry, one per health check since.
+        assert_eq!(pooled_opens(&server, era).await, 4);
+    }
+}
+
+/// The TypeScript SDK's everything server over stdio: handshake era only (it refuses
+/// `server/discover`), installed by `scripts/setup.sh`.
+fn everything() -> ServerSpec {
+    ServerSpec::new("server-everything", "mcp-server-everything")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pool_serves_an_upstream_of_each_era() {
+    let modern = server().await;
+    let pinned = server().await;
+    // Discovery, whatever MCP_HARNESS_PROTOCOL says; one url pinned to the handshake era.
+    let pool = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .protocol_for(pinned.url(), protocol(Era::Handshake))
+        .max_sessions_per_key(2)
+        .build();
+    let modern_req = AcquireRequest::http(modern.url()).header("x-tenant-id", "t");
+    let legacy_req = AcquireRequest::stdio(everything());
+    let pinned_req = AcquireRequest::http(pinned.url());
+    assert_eq!(pool.upstream_era(&modern_req), None, "to be discovered");
+    assert_eq!(pool.upstream_era(&legacy_req), None, "to be discovered");
+    assert_eq!(pool.upstream_era(&pinned_req), Some(Era::Handshake));
+
+    // Two sessions of each upstream at once: the second of each connects in the era the
+    // first discovered (or waits for its discovery), without discovering again.
+    for _ in 0..2 {
+        let (a1, a2, b1, b2, c1, c2) = tokio::join!(
+            pool.acquire(modern_req.clone()),
+            pool.acquire(modern_req.clone()),
+            pool.acquire(legacy_req.clone()),
+            pool.acquire(legacy_req.clone()),
+            pool.acquire(pinned_req.clone()),
+            pool.acquire(pinned_req.clone()),
+        );
+        let legacy = [
+            b1.expect("everything server (run scripts/setup.sh)"),
+            b2.unwrap(),
+        ];
+        for s in &legacy {
+            assert_eq!(s.era(), Era::Handshake);
+            let r = s.call_tool("echo", json!({"message": "hi"})).await.unwrap();
+            assert!(mcp_harness::tool_text(&r).contains("hi"), "{r:?}");
+        }
+        for s in [a1.unwrap(), a2.unwrap()] {
+            assert_eq!(s.era(), Era::Stateless);
+            assert_eq!(call_json(&s, "whoami", json!({})).await["era"], "stateless");
+        }
+        for s in [c1.unwrap(), c2.unwrap()] {
+            assert_eq!(s.era(), Era::Handshake);
+            assert_eq!(call_json(&s, "whoami", json!({})).await["era"], "handshake");
+        }
+    }
+    assert_eq!(pool.upstream_era(&modern_req), Some(Era::Stateless));
+    assert_eq!(pool.upstream_era(&legacy_req), Some(Era::Handshake));
+
+    let m = pool.metrics();
+    assert_eq!(m.era_discoveries, 2, "once per discovered url");
+    assert_eq!((m.misses, m.hits), (6, 6));
+    let (hs, sl) = (&m.eras["handshake"], &m.eras["stateless"]);
+    assert_eq!((hs.keys, hs.sessions, hs.misses), (2, 4, 4), "{m:?}");
+    assert_eq!((sl.keys, sl.sessions, sl.misses), (1, 2, 2), "{m:?}");
+    let key_eras: BTreeSet<_> = m.pools.values().map(|k| k.era.clone()).collect();
+    assert_eq!(
+        key_eras,
+        BTreeSet::from([Some("handshake".to_owned()), Some("stateless".to_owned())])
+    );
+    assert_eq!(pooled_opens(&modern, Era::Stateless).await, 2);
+    assert_eq!(pooled_opens(&pinned, Era::Handshake).await, 2);
+
+    // Both health chains pass: every idle session is checked before its reuse.
+    let checked = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .health_check_interval(Duration::ZERO)
+        .build();
+    for req in [&modern_req, &legacy_req] {
+        for _ in 0..3 {
+            drop(checked.acquire(req.clone()).await.unwrap());
+        }
+    }
+    let m = checked.metrics();
+    assert_eq!(
+        (m.misses, m.hits, m.health_check_failures),
+        (2, 4, 0),
+        "{m:?}"
+    );
+    pool.close_all().await;
+    checked.close_all().await;
+}
+
+#[tokio::test]
+async fn an_upstream_replaced_by_one_of_the_other_era_is_discovered_again() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let modern = Server::start_on_port(
+        ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp),
+        port,
+    )
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    assert_eq!(modern.url(), url);
+    let pool = SessionPool::builder()
+        .protocol(Protocol::Auto)
+        .health_check_interval(Duration::ZERO)
+        .build();
+    let req = AcquireRequest::http(url.clone());
+    assert_eq!(
+        pooled_text(&pool, req.clone(), "echo", json!({"text": "a"})).await,
+        "a"
+    );
+    assert_eq!(pool.upstream_era(&req), Some(Era::Stateless));
+    modern.stop().await.unwrap();
+
+    // The same address now serves the TypeScript everything server: handshake era only.
+    let _legacy = Server::start(
+        ServerSpec::new("everything-http", "mcp-server-everything")
+            .args(["streamableHttp"])
+            .env("PORT", port.to_string())
+            .transport(Transport::StreamableHttp)
+            .address(mcp_harness::AddressSource::Fixed(url.clone()))
+            .readiness(mcp_harness::Readiness::McpInitialize)
+            .startup_timeout(Duration::from_secs(60)),
+    )
+    .await
+    .expect("everything server over HTTP (run scripts/setup.sh)");
+    // The idle stateless entry fails its health check (the server does not know
+    // server/discover), the version learnt is refused, and the era is learnt again: the caller
+    // sees none of it.
+    let s = pool.acquire(req.clone()).await.unwrap();
+    assert_eq!(s.era(), Era::Handshake);
+    let r = s.call_tool("echo", json!({"message": "b"})).await.unwrap();
+    assert!(mcp_harness::tool_text(&r).contains('b'), "{r:?}");
+    drop(s);
+    assert_eq!(pool.upstream_era(&req), Some(Era::Handshake));
+    let m = pool.metrics();
+    assert_eq!(
+        (m.health_check_failures, m.evictions, m.era_discoveries),
+        (1, 1, 2),
+        "{m:?}"
+    );
+    assert_eq!(m.circuit_breaker_trips, 0);
+    let key = m.pools.values().next().unwrap();
+    assert_eq!(key.era.as_deref(), Some("handshake"));
+    assert_eq!((m.eras["handshake"].keys, m.eras["stateless"].keys), (1, 0));
+    pool.close_all().await;
 }

@@ -38,6 +38,12 @@ const CLOSE_SESSIONS: usize = 500;
 /// The identity of the hit and end-to-end requests.
 const BEARER: &str = "Bearer bench-token";
 
+/// A pool pinned to the handshake era, as the raw clients and Sessions it is compared with
+/// are (an unpinned pool would discover the stateless era of `fast-test`).
+fn handshake_pool() -> mcp_harness::pool::PoolBuilder {
+    SessionPool::builder().protocol(protocol(Era::Handshake))
+}
+
 /// What a pooled session connects with; the Session and raw connects of the miss comparison
 /// are given the same.
 fn bearer(n: u64) -> String {
@@ -95,17 +101,13 @@ static BENCH: LazyLock<Bench> = LazyLock::new(|| {
         }
         let raws_wide = join_all((0..WIDE_PER_KEY).map(|_| raw_alike(&http, &url, BEARER))).await;
         let bench = Bench {
-            hits: SessionPool::builder().build(),
+            hits: handshake_pool().build(),
             anonymous: AcquireRequest::http(&url),
             bearer: AcquireRequest::http(&url).header("authorization", BEARER),
-            misses: SessionPool::builder().build(),
+            misses: handshake_pool().build(),
             fresh: AtomicU64::new(0),
-            e2e: SessionPool::builder()
-                .max_sessions_per_key(MAX_PER_KEY)
-                .build(),
-            e2e_wide: SessionPool::builder()
-                .max_sessions_per_key(WIDE_PER_KEY)
-                .build(),
+            e2e: handshake_pool().max_sessions_per_key(MAX_PER_KEY).build(),
+            e2e_wide: handshake_pool().max_sessions_per_key(WIDE_PER_KEY).build(),
             sessions,
             raws,
             raws_wide,
@@ -294,7 +296,7 @@ fn close_pooled(ps: PooledSession) {
 
 /// A pool with `n` idle sessions of one key (created concurrently, then released).
 async fn filled_pool(url: &str, n: usize) -> SessionPool {
-    let pool = SessionPool::builder().max_sessions_per_key(n).build();
+    let pool = handshake_pool().max_sessions_per_key(n).build();
     let req = AcquireRequest::http(url).header("authorization", BEARER);
     let held: Vec<PooledSession> = join_all((0..n).map(|_| pool.acquire(req.clone())))
         .await

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::breaker::Permit;
+use super::eras::Choice;
 use super::identity::{self, SESSION_ID_HEADER};
 use super::lifecycle::close_in_background;
 use super::metrics::bump;
@@ -18,7 +19,7 @@ use super::upstream::session_builder;
 use super::{AcquireRequest, PoolKey, PooledSession, SessionPool, affinity};
 use crate::errors::{Error, Result};
 use crate::runtime;
-use crate::session::Session;
+use crate::session::{Era, Protocol, Session};
 
 impl PoolInner {
     pub(super) fn release(self: &Arc<Self>, key: &Arc<PoolKey>, mut entry: Entry, discard: bool) {
@@ -83,6 +84,12 @@ fn breaks_session(e: &Error) -> bool {
     )
 }
 
+/// Why a creation failed: the configuration (no upstream involved) or the upstream.
+enum Failed {
+    Config(Error),
+    Connect(Error),
+}
+
 enum Next {
     Reuse(PooledSession),
     Create(SlotPermit),
@@ -137,6 +144,7 @@ impl SessionPool {
                             waiters: VecDeque::new(),
                             last_activity: Instant::now(),
                             max,
+                            era: None,
                         },
                     );
                 }
@@ -292,9 +300,57 @@ impl SessionPool {
     async fn create(&self, req: &AcquireRequest, mut slot: SlotPermit) -> Result<PooledSession> {
         let pool = &self.inner;
         let cfg = &pool.cfg;
-        let builder = session_builder(cfg, req, &slot.key)?;
         let url = slot.key.url.clone();
-        let outcome = runtime::timeout(cfg.create_timeout, builder.connect()).await;
+        // The bound covers waiting for another creation's discovery of the same upstream.
+        let connect = async {
+            let mut refused_learnt = false;
+            loop {
+                let choice = pool.eras.choose(cfg, req).await.map_err(Failed::Config)?;
+                let (protocol, discovery, learnt) = match choice {
+                    Choice::Known(p) => (p, None, false),
+                    Choice::Learnt(p) => (p, None, true),
+                    Choice::Discover(d) => (Protocol::Auto, Some(d), false),
+                };
+                let builder =
+                    session_builder(cfg, req, &slot.key, protocol).map_err(Failed::Config)?;
+                return match builder.connect().await {
+                    Ok(session) => {
+                        if let Some(d) = discovery {
+                            bump(&pool.counters.era_discoveries);
+                            tracing::debug!(
+                                upstream = %identity::safe_url(&slot.key.url),
+                                era = %session.era(),
+                                version = %session.protocol_version(),
+                                "discovered the protocol era of an upstream"
+                            );
+                            pool.eras
+                                .record(d, session.era(), session.protocol_version());
+                        }
+                        Ok(session)
+                    }
+                    Err(e) => {
+                        if learnt
+                            && !refused_learnt
+                            && matches!(e, Error::UnsupportedVersion { .. })
+                        {
+                            // The upstream no longer speaks what it spoke (upgraded, or replaced
+                            // at the same address): learn its era again, once, in this creation.
+                            tracing::info!(
+                                upstream = %identity::safe_url(&slot.key.url),
+                                "the upstream refused the protocol version it spoke before: \
+                                 discovering its era again"
+                            );
+                            let (u, t) = req.url_and_transport();
+                            pool.eras.forget(&u, t);
+                            refused_learnt = true;
+                            continue;
+                        }
+                        Err(Failed::Connect(e))
+                    }
+                };
+            }
+        };
+        let outcome = runtime::timeout(cfg.create_timeout, connect).await;
         match outcome {
             Ok(Ok(session)) => {
                 let mut st = pool.lock();
@@ -302,10 +358,15 @@ impl SessionPool {
                 if let Some(ks) = st.keys.get_mut(&slot.key) {
                     ks.creating = ks.creating.saturating_sub(1);
                     ks.busy += 1;
+                    ks.era = Some(session.era());
                 }
                 slot.armed = false;
                 drop(st);
                 bump(&pool.counters.misses);
+                bump(match session.era() {
+                    Era::Handshake => &pool.counters.handshake_misses,
+                    Era::Stateless => &pool.counters.stateless_misses,
+                });
                 if let Some(refresh) = &pool.refresh {
                     refresh.watch(slot.key.gateway_id.clone(), &session);
                 }
@@ -322,7 +383,9 @@ impl SessionPool {
                     discard: false,
                 })
             }
-            Ok(Err(e)) => {
+            // A configuration error is not the upstream's failure: the slot is just freed.
+            Ok(Err(Failed::Config(e))) => Err(e),
+            Ok(Err(Failed::Connect(e))) => {
                 self.creation_failed(&mut slot);
                 drop(slot);
                 Err(e)

@@ -126,6 +126,13 @@ fn prefix(session: &str) -> &str {
     &session[..session.len().min(8)]
 }
 
+/// An owner's answer to a forwarded request: the result, and the protocol version of the
+/// upstream when the owner discovered it (so that the caller learns the upstream's era).
+pub(crate) struct Reply {
+    result: std::result::Result<Value, String>,
+    version: Option<String>,
+}
+
 /// What the shared store keeps about a mapping: routing facts, never a header value.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SharedMapping {
@@ -158,7 +165,7 @@ pub(crate) struct Affinity {
     pub(crate) ttl: Duration,
     mappings: Mutex<HashMap<String, LocalMapping>>,
     owned: Mutex<HashSet<String>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<std::result::Result<Value, String>>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
     pub(crate) counters: AffinityCounters,
     degraded: AtomicBool,
@@ -279,6 +286,7 @@ impl Affinity {
         session: &str,
         req: AcquireRequest,
         key: PoolKey,
+        claim: bool,
     ) -> Result<()> {
         validate_session_id(session)?;
         let shared = SharedMapping {
@@ -304,6 +312,9 @@ impl Affinity {
             match w.store.put_mapping(session, &raw, self.ttl).await {
                 Ok(()) => self.recovered(),
                 Err(e) => self.degrade("registering a mapping", &e),
+            }
+            if !claim {
+                return Ok(());
             }
             match w.store.claim(session, &w.id, w.ownership_ttl).await {
                 Ok(Claim::Mine) => {

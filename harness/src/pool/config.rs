@@ -1,12 +1,14 @@
 //! The pool's configuration: the health-check chain, [`PoolConfig`] with the reference pool's
 //! defaults, and [`PoolBuilder`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::affinity::{self, Affinity};
+use super::eras::EraCache;
 use super::eviction::spawn_reaper;
 use super::identity::{DEFAULT_IDENTITY_HEADERS, IdentityExtractor, IdentityRules};
 use super::metrics::Counters;
@@ -19,7 +21,8 @@ use super::{SessionPool, WorkerConfig};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HealthCheck {
-    /// `ping`.
+    /// `ping` for a handshake-era upstream; for a stateless one (MCP 2026-07-28 has no
+    /// `ping`), a `server/discover` round trip. Either way a healthy server passes it.
     Ping,
     /// `tools/list`.
     ListTools,
@@ -56,8 +59,10 @@ pub struct PoolConfig {
     pub(super) affinity_ttl: Duration,
     pub(super) debounce: Duration,
     pub(super) refresh: Option<RefreshCallback>,
-    /// The era of upstream sessions; `None`: each session's default (or `MCP_HARNESS_PROTOCOL`).
+    /// The era of every upstream; `None`: `MCP_HARNESS_PROTOCOL` if set, else discovered per url.
     pub(super) protocol: Option<crate::session::Protocol>,
+    /// The era of one upstream url (stronger than `protocol`).
+    pub(super) url_protocols: HashMap<String, crate::session::Protocol>,
 }
 
 impl fmt::Debug for PoolConfig {
@@ -75,6 +80,8 @@ impl fmt::Debug for PoolConfig {
             .field("health_check_timeout", &self.health_check_timeout)
             .field("cleanup_timeout", &self.cleanup_timeout)
             .field("identity", &self.rules)
+            .field("protocol", &self.protocol)
+            .field("url_protocols", &self.url_protocols.len())
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +111,7 @@ impl Default for PoolConfig {
             debounce: Duration::from_secs(1),
             refresh: None,
             protocol: None,
+            url_protocols: HashMap::new(),
             rules: IdentityRules {
                 headers: DEFAULT_IDENTITY_HEADERS
                     .iter()
@@ -157,7 +165,8 @@ impl PoolBuilder {
         health_check_interval: Duration,
         /// How long an acquire waits for a session of a full key. Default 30 s.
         acquire_timeout: Duration,
-        /// How long creating (connect + initialize) may take. Default 30 s.
+        /// How long creating (connect, then `initialize` or `server/discover`) may take.
+        /// Default 30 s.
         create_timeout: Duration,
         /// Consecutive creation failures that open a url's circuit. Default 5.
         circuit_breaker_threshold: u32,
@@ -242,18 +251,49 @@ impl PoolBuilder {
         self
     }
 
-    /// The protocol era of the pool's upstream sessions (default: the session default, which
-    /// [`PROTOCOL_ENV`](crate::PROTOCOL_ENV) can switch). In the stateless era the health
-    /// check's ping is a `server/discover` round trip.
+    /// Pins the protocol era of every upstream (a url pinned with
+    /// [`protocol_for`](Self::protocol_for) keeps its own).
+    ///
+    /// Without a pin the pool follows [`PROTOCOL_ENV`](crate::PROTOCOL_ENV) when it is set, and
+    /// otherwise discovers each upstream's era once per url and transport, as a production
+    /// gateway does: its first session asks `server/discover` and falls back to `initialize`
+    /// for a handshake-era server ([`Protocol::Auto`](crate::Protocol::Auto)); later sessions
+    /// connect straight in the era and version learnt. Legacy SSE upstreams are handshake-era
+    /// by definition. `Protocol::Auto` here asks for discovery even when the environment pins
+    /// an era.
     ///
     /// ```
     /// use mcp_harness::{Protocol, SessionPool};
     /// let pool = SessionPool::builder()
     ///     .protocol(Protocol::Stateless("2026-07-28".into()))
     ///     .build();
+    /// # drop(pool);
     /// ```
     pub fn protocol(mut self, protocol: crate::session::Protocol) -> Self {
         self.cfg.protocol = Some(protocol);
+        self
+    }
+
+    /// Pins the protocol era of the upstream at `url` (exactly as given to
+    /// [`AcquireRequest::http`](super::AcquireRequest::http) or
+    /// [`AcquireRequest::url`](super::AcquireRequest::url)), over the pool-wide setting; for
+    /// stdio upstreams the key is the server's command line. One pool serves upstreams of both
+    /// eras side by side.
+    ///
+    /// ```
+    /// use mcp_harness::{Protocol, SessionPool};
+    /// let pool = SessionPool::builder()
+    ///     .protocol_for("http://legacy.internal:4000/mcp", Protocol::Handshake("2025-06-18".into()))
+    ///     .protocol_for("http://modern.internal:4000/mcp", Protocol::Stateless("2026-07-28".into()))
+    ///     .build();
+    /// # drop(pool);
+    /// ```
+    pub fn protocol_for(
+        mut self,
+        url: impl Into<String>,
+        protocol: crate::session::Protocol,
+    ) -> Self {
+        self.cfg.url_protocols.insert(url.into(), protocol);
         self
     }
 
@@ -301,6 +341,7 @@ impl PoolBuilder {
             cfg: self.cfg,
             state: Mutex::new(State::default()),
             counters: Counters::default(),
+            eras: EraCache::default(),
             closed: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             last_eviction: Mutex::new(Instant::now()),

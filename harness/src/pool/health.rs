@@ -1,8 +1,10 @@
-//! The health-check chain run before reusing a session that was idle for a while.
+//! The health-check chain run before reusing a session that was idle for a while. Its `ping`
+//! step is a `server/discover` round trip for a stateless upstream (MCP 2026-07-28 has no
+//! `ping`), so the default chain never fails a healthy server of either era.
 
 use super::{HealthCheck, SessionPool};
 use crate::runtime;
-use crate::session::Session;
+use crate::session::{Era, Session};
 
 impl SessionPool {
     pub(super) async fn health_check(&self, s: &Session) -> std::result::Result<(), String> {
@@ -15,6 +17,7 @@ impl SessionPool {
                     verdict = Ok(());
                     break;
                 }
+                // A stateless upstream has no `ping`: the session sends `server/discover`.
                 HealthCheck::Ping => runtime::timeout(bound, s.ping()).await,
                 HealthCheck::ListTools => {
                     runtime::timeout(bound, async { s.list_tools().await.map(drop) }).await
@@ -31,10 +34,22 @@ impl SessionPool {
                     verdict = Ok(());
                     break;
                 }
-                Ok(Err(e)) if e.mcp_code() == Some(-32601) => continue,
-                Ok(Err(e)) => return Err(format!("{method:?} failed: {e}")),
+                // Every stateless-era server answers `server/discover`: one that says "method
+                // not found" no longer speaks the era this session speaks.
+                Ok(Err(e))
+                    if e.mcp_code() == Some(-32601)
+                        && !(*method == HealthCheck::Ping && s.era() == Era::Stateless) =>
+                {
+                    continue;
+                }
+                Ok(Err(e)) => return Err(format!("{} failed: {e}", label(*method, s))),
                 // Unlike the reference, a health check that times out is unhealthy.
-                Err(_) => return Err(format!("{method:?} got no answer within {bound:?}")),
+                Err(_) => {
+                    return Err(format!(
+                        "{} got no answer within {bound:?}",
+                        label(*method, s)
+                    ));
+                }
             }
         }
         verdict?;
@@ -46,5 +61,17 @@ impl SessionPool {
             }
         }
         Ok(())
+    }
+}
+
+/// The method a health-check step sends to `s`, for messages.
+fn label(method: HealthCheck, s: &Session) -> &'static str {
+    match method {
+        HealthCheck::Ping if s.era() == Era::Stateless => "server/discover",
+        HealthCheck::Ping => "ping",
+        HealthCheck::ListTools => "tools/list",
+        HealthCheck::ListPrompts => "prompts/list",
+        HealthCheck::ListResources => "resources/list",
+        HealthCheck::Skip => "skip",
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::SessionPool;
 pub use super::breaker::CircuitBreakerMetrics;
+use crate::session::Era;
 
 /// Monotonic counters, updated without the pool lock.
 #[derive(Debug, Default)]
@@ -20,6 +21,9 @@ pub(crate) struct Counters {
     pub(crate) pool_keys_evicted: AtomicU64,
     pub(crate) sessions_reaped: AtomicU64,
     pub(crate) anonymous_identity_count: AtomicU64,
+    pub(crate) era_discoveries: AtomicU64,
+    pub(crate) handshake_misses: AtomicU64,
+    pub(crate) stateless_misses: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -35,6 +39,27 @@ pub struct KeyMetrics {
     pub active: usize,
     /// The per-key limit.
     pub max: usize,
+    /// The protocol era of the key's upstream (`handshake` or `stateless`), `None` until its
+    /// first session connected.
+    pub era: Option<String>,
+}
+
+/// Keys and live sessions of one protocol era ([`PoolMetrics::eras`]).
+///
+/// ```
+/// let pool = mcp_harness::SessionPool::builder().build();
+/// let m = pool.metrics();
+/// let stateless = &m.eras["stateless"];
+/// assert_eq!((stateless.keys, stateless.sessions, m.eras["handshake"].keys), (0, 0, 0));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EraMetrics {
+    /// Pool keys whose upstream speaks this era.
+    pub keys: usize,
+    /// Their live sessions (idle, busy and being created).
+    pub sessions: usize,
+    /// Sessions created for them.
+    pub misses: u64,
 }
 
 /// Affinity counters (several workers); zero until affinity is in use.
@@ -92,6 +117,12 @@ pub struct PoolMetrics {
     pub session_affinity: AffinityMetrics,
     /// Per pool key (its display form: hashes, url without query).
     pub pools: BTreeMap<String, KeyMetrics>,
+    /// Upstreams (url and transport) whose era the pool discovered: once each, again only
+    /// after one refused the version learnt. Pinned upstreams are not discovered.
+    pub era_discoveries: u64,
+    /// Per protocol era, always both: `handshake` and `stateless`. A key whose first session
+    /// is still being created is in neither.
+    pub eras: BTreeMap<String, EraMetrics>,
     /// Per url.
     pub circuit_breakers: BTreeMap<String, CircuitBreakerMetrics>,
     /// list_changed handling.
@@ -127,6 +158,21 @@ impl SessionPool {
             anonymous_identity_count,
         ] = self.inner.counters.load();
         let st = self.inner.lock();
+        let mut eras = BTreeMap::new();
+        for (era, misses) in [
+            (Era::Handshake, &self.inner.counters.handshake_misses),
+            (Era::Stateless, &self.inner.counters.stateless_misses),
+        ] {
+            let mut m = EraMetrics {
+                misses: misses.load(Ordering::Relaxed),
+                ..EraMetrics::default()
+            };
+            for ks in st.keys.values().filter(|ks| ks.era == Some(era)) {
+                m.keys += 1;
+                m.sessions += ks.live();
+            }
+            eras.insert(era.to_string(), m);
+        }
         let pools = st
             .keys
             .iter()
@@ -137,6 +183,7 @@ impl SessionPool {
                         available: ks.idle.len(),
                         active: ks.busy + ks.creating,
                         max: ks.max,
+                        era: ks.era.map(|e| e.to_string()),
                     },
                 )
             })
@@ -183,6 +230,8 @@ impl SessionPool {
                 .map(|r| r.metrics())
                 .unwrap_or_default(),
             pools,
+            era_discoveries: self.inner.counters.era_discoveries.load(Ordering::Relaxed),
+            eras,
             circuit_breakers: st.breakers.snapshot(),
         }
     }

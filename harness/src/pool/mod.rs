@@ -6,6 +6,14 @@
 //! timeout is unhealthy, a tripped circuit is half-open after its reset period, and the identity
 //! is hashed once per acquire.
 //!
+//! One pool serves upstreams of both protocol eras. Each upstream's era is pinned
+//! ([`PoolBuilder::protocol`], [`PoolBuilder::protocol_for`]), set by
+//! [`PROTOCOL_ENV`](crate::PROTOCOL_ENV), or discovered once per url and transport and cached
+//! ([`SessionPool::upstream_era`]). A stateless upstream's entries have no protocol session; the
+//! health chain's `ping` is `server/discover` for them, affinity and ownership leave them alone
+//! (routing decision `stateless-local`), and [`PoolMetrics::eras`] counts keys and sessions per
+//! era.
+//!
 //! # Layering
 //!
 //! The pool is built on the session layer. It may import `crate::session` (sessions and their
@@ -21,7 +29,8 @@
 //!   slot permits.
 //! - `pooled`: the [`PooledSession`] guard.
 //! - `acquire`: acquire, release, validation and `with_session`.
-//! - `upstream`: how a pooled session to an upstream is built.
+//! - `upstream`: how a pooled session to an upstream is built; `eras`: the protocol era of each
+//!   upstream, pinned or discovered once per url and cached.
 //! - `health`: the health-check chain.
 //! - `eviction`: idle eviction, TTL reaping and the background reaper.
 //! - `lifecycle`: `close_all`, `drain` and closing sessions.
@@ -34,6 +43,7 @@ mod acquire;
 mod affinity;
 mod breaker;
 mod config;
+mod eras;
 mod eviction;
 mod health;
 pub(crate) mod identity;
@@ -53,7 +63,7 @@ pub use identity::{
     ANONYMOUS, DEFAULT_IDENTITY_HEADERS, IdentityExtractor, JwtSubjectExtractor, PoolKey,
     SESSION_ID_HEADER,
 };
-pub use metrics::{AffinityMetrics, KeyMetrics, PoolMetrics};
+pub use metrics::{AffinityMetrics, EraMetrics, KeyMetrics, PoolMetrics};
 pub use notify::{
     Catalog, GatewayCatalog, NotificationMetrics, RefreshCallback, RefreshFlags, RefreshRequest,
 };

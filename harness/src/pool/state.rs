@@ -11,10 +11,11 @@ use tokio::sync::oneshot;
 
 use super::affinity::Affinity;
 use super::breaker::Breakers;
+use super::eras::EraCache;
 use super::metrics::Counters;
 use super::notify::RefreshScheduler;
 use super::{PoolConfig, PoolKey, PooledSession};
-use crate::session::Session;
+use crate::session::{Era, Session};
 
 /// A pool of MCP client sessions, shared by cheap clones.
 ///
@@ -54,6 +55,7 @@ pub(super) struct PoolInner {
     pub(super) refresh: Option<Arc<RefreshScheduler>>,
     pub(super) state: Mutex<State>,
     pub(super) counters: Counters,
+    pub(super) eras: EraCache,
     pub(super) closed: AtomicBool,
     pub(super) generation: AtomicU64,
     pub(super) last_eviction: Mutex<Instant>,
@@ -74,6 +76,8 @@ pub(super) struct KeyState {
     pub(super) waiters: VecDeque<(u64, oneshot::Sender<Grant>)>,
     pub(super) last_activity: Instant,
     pub(super) max: usize,
+    /// The era of the key's upstream, once one of its sessions connected.
+    pub(super) era: Option<Era>,
 }
 
 impl KeyState {

@@ -1,18 +1,19 @@
-//! How the pool builds the session to an upstream: its target, its timeouts, and which of the
-//! caller's headers go upstream.
+//! How the pool builds the session to an upstream: its target, its protocol era, its timeouts,
+//! and which of the caller's headers go upstream.
 
 use std::time::Duration;
 
 use super::request::PoolTarget;
 use super::{AcquireRequest, PoolConfig, PoolKey};
 use crate::errors::{Error, Result};
-use crate::session::{Session, SessionBuilder, Target};
+use crate::session::{Protocol, Session, SessionBuilder, Target};
 use crate::transport::Transport;
 
 pub(super) fn session_builder(
     cfg: &PoolConfig,
     req: &AcquireRequest,
     key: &PoolKey,
+    protocol: Protocol,
 ) -> Result<SessionBuilder> {
     let target = match &req.target {
         PoolTarget::Stdio(spec) => Target::Stdio((**spec).clone()),
@@ -34,10 +35,11 @@ pub(super) fn session_builder(
         // The pool's create_timeout bounds the whole creation; this inner bound only backs it up.
         .init_timeout(cfg.create_timeout + Duration::from_secs(1))
         .request_timeout(cfg.request_timeout)
-        .close_timeout(cfg.cleanup_timeout);
-    if let Some(p) = &cfg.protocol {
-        b = b.protocol(p.clone());
-    }
+        .close_timeout(cfg.cleanup_timeout)
+        .protocol(protocol)
+        // A stateless upstream's `subscriptions/listen` stream is opened only when the pool
+        // watches list_changed notifications: a pool of many sessions saves one stream each.
+        .listen(cfg.refresh.is_some());
     for (name, value) in &req.headers {
         if !forwarded_upstream(name.as_str()) {
             continue;

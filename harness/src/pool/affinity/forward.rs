@@ -34,6 +34,10 @@ pub(super) enum Message {
         id: u64,
         ok: Option<Value>,
         error: Option<String>,
+        /// The protocol version the owner discovered for the upstream, if it did: the caller
+        /// learns the upstream's era from it (a stateless upstream needs no forwarding).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
 }
 
@@ -125,7 +129,12 @@ fn handle_message(pool: SessionPool, w: &WorkerConfig, raw: String) {
         return;
     };
     match msg {
-        Message::Reply { id, ok, error } => {
+        Message::Reply {
+            id,
+            ok,
+            error,
+            version,
+        } => {
             let tx = pool
                 .inner
                 .affinity
@@ -134,11 +143,12 @@ fn handle_message(pool: SessionPool, w: &WorkerConfig, raw: String) {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             if let Some(tx) = tx {
-                let _ = tx.send(match (ok, error) {
+                let result = match (ok, error) {
                     (_, Some(e)) => Err(e),
                     (Some(v), None) => Ok(v),
                     (None, None) => Ok(Value::Null),
-                });
+                };
+                let _ = tx.send(super::Reply { result, version });
             }
         }
         Message::Forward {
@@ -162,17 +172,20 @@ fn handle_message(pool: SessionPool, w: &WorkerConfig, raw: String) {
                     gateway_id,
                 );
                 let req = pool.forwarded_request(&session, target).await;
-                let result = pool.execute_local(req, &method, params).await;
+                let result = pool.execute_local(req.clone(), &method, params).await;
+                let version = pool.discovered_version(&req);
                 let reply = match result {
                     Ok(v) => Message::Reply {
                         id,
                         ok: Some(v),
                         error: None,
+                        version,
                     },
                     Err(e) => Message::Reply {
                         id,
                         ok: None,
                         error: Some(e.to_string()),
+                        version,
                     },
                 };
                 aff.decision(&session, &method, "forward-completed");

@@ -14,6 +14,7 @@ use crate::pool::identity;
 use crate::pool::store::Claim;
 use crate::pool::{AcquireRequest, SessionPool};
 use crate::runtime;
+use crate::session::Era;
 
 /// Where a request for a session runs.
 enum Route {
@@ -24,7 +25,8 @@ enum Route {
 impl SessionPool {
     /// Maps a downstream session id to the pool key of `req` (its url, gateway, transport and
     /// user) for the affinity TTL, locally and in the shared store, and claims the session for
-    /// this worker if nobody owns it. Ids must match `^[A-Za-z0-9_-]{1,128}$`.
+    /// this worker if nobody owns it (unless its upstream is known to be stateless: there is no
+    /// upstream session to own). Ids must match `^[A-Za-z0-9_-]{1,128}$`.
     pub async fn register_session_mapping(
         &self,
         downstream_session_id: &str,
@@ -35,9 +37,10 @@ impl SessionPool {
             .clone()
             .header(identity::SESSION_ID_HEADER, downstream_session_id);
         let key = self.key_of(&req);
+        let claim = self.upstream_era(&req) != Some(Era::Stateless);
         self.inner
             .affinity
-            .register(downstream_session_id, req, key)
+            .register(downstream_session_id, req, key, claim)
             .await
     }
 
@@ -47,6 +50,10 @@ impl SessionPool {
     /// `tracing` event (target `mcp_harness::affinity`) with worker, session prefix, method and
     /// decision: no-owner-local, owned-local, reclaimed-local, forwarding, published,
     /// received-forward, forward-completed, store-unavailable-local.
+    ///
+    /// Ownership concerns handshake-era upstreams only: a request for an upstream the pool
+    /// knows to be stateless (pinned, or discovered by an earlier session) runs here, whoever
+    /// owns the downstream session, and the decision says `stateless-local`.
     pub async fn execute(&self, req: AcquireRequest, method: &str, params: Value) -> Result<Value> {
         let session = req
             .headers
@@ -60,6 +67,11 @@ impl SessionPool {
             })?;
         validate_session_id(&session)?;
         let aff = &self.inner.affinity;
+        // A stateless upstream keeps no protocol session: any worker serves the request.
+        if self.upstream_era(&req) == Some(Era::Stateless) {
+            aff.decision(&session, method, "stateless-local");
+            return self.execute_local(req, method, params).await;
+        }
         match self.route(&session, method).await {
             Route::Local => self.execute_local(req, method, params).await,
             Route::Forward(owner) => {
@@ -108,7 +120,14 @@ impl SessionPool {
                     });
                 }
                 aff.decision(&session, method, "published");
-                match runtime::timeout(w.forward_timeout, rx).await {
+                let reply = runtime::timeout(w.forward_timeout, rx).await;
+                if let Ok(Ok(super::Reply {
+                    version: Some(v), ..
+                })) = &reply
+                {
+                    self.learn_version(&req, v);
+                }
+                match reply.map(|r| r.map(|r| r.result)) {
                     Ok(Ok(Ok(v))) => Ok(v),
                     Ok(Ok(Err(reason))) => {
                         aff.counters
