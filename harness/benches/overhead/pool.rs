@@ -59,6 +59,8 @@ struct Bench {
     bearer: AcquireRequest,
     /// A fresh identity per acquire.
     misses: SessionPool,
+    /// The same, pinned to the stateless era (2026-07-28).
+    misses_stateless: SessionPool,
     fresh: AtomicU64,
     /// End to end: one key (`bearer`), at most [`MAX_PER_KEY`] sessions.
     e2e: SessionPool,
@@ -105,6 +107,9 @@ static BENCH: LazyLock<Bench> = LazyLock::new(|| {
             anonymous: AcquireRequest::http(&url),
             bearer: AcquireRequest::http(&url).header("authorization", BEARER),
             misses: handshake_pool().build(),
+            misses_stateless: SessionPool::builder()
+                .protocol(protocol(Era::Stateless))
+                .build(),
             fresh: AtomicU64::new(0),
             e2e: handshake_pool().max_sessions_per_key(MAX_PER_KEY).build(),
             e2e_wide: handshake_pool().max_sessions_per_key(WIDE_PER_KEY).build(),
@@ -499,6 +504,9 @@ enum Connect {
     Session,
     /// A pool miss: `pool.acquire(req)` under a fresh identity.
     Pool,
+    /// A pool miss in the stateless era: `server/discover` (and the listen stream if the pool
+    /// watched list_changed; it does not here) instead of `initialize`.
+    PoolStateless,
 }
 
 /// `MISSES_PER_BLOCK` connects of `side`, each timed (wall and CPU) without its close.
@@ -512,6 +520,10 @@ fn connects(side: Connect) -> Block {
         let close: Box<dyn FnOnce()> = match side {
             Connect::Pool => {
                 let ps = block_on(bench.misses.acquire(req)).expect("a miss");
+                Box::new(move || close_pooled(ps))
+            }
+            Connect::PoolStateless => {
+                let ps = block_on(bench.misses_stateless.acquire(req)).expect("a miss");
                 Box::new(move || close_pooled(ps))
             }
             Connect::Session => {
@@ -532,7 +544,12 @@ fn connects(side: Connect) -> Block {
 }
 
 fn misses() -> Paired<Connect> {
-    let sides = vec![Connect::Raw, Connect::Session, Connect::Pool];
+    let sides = vec![
+        Connect::Raw,
+        Connect::Session,
+        Connect::Pool,
+        Connect::PoolStateless,
+    ];
     for &side in &sides {
         connects(side);
     }
@@ -752,6 +769,23 @@ pub(super) fn run() {
         cell(miss.cpu_per_call(Connect::Pool)),
         miss.cpu_ratio(Connect::Pool, Connect::Raw),
         miss.cpu_ratio(Connect::Pool, Connect::Session),
+    );
+    println!();
+    println!(
+        "| pool miss by era | 2025-11-25 (initialize) | 2026-07-28 (server/discover) | stateless/handshake |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| wall, median | {} | {} | {} |",
+        cell(miss.median(Connect::Pool)),
+        cell(miss.median(Connect::PoolStateless)),
+        miss.ratio(Connect::PoolStateless, Connect::Pool),
+    );
+    println!(
+        "| client CPU | {} | {} | {} |",
+        cell(miss.cpu_per_call(Connect::Pool)),
+        cell(miss.cpu_per_call(Connect::PoolStateless)),
+        miss.cpu_ratio(Connect::PoolStateless, Connect::Pool),
     );
     println!();
     println!("| benchmark | client | p10 | p50 | p90 | p99 | max |");
