@@ -1241,7 +1241,8 @@ async fn identities_are_isolated_and_session_ids_stripped_over_sse() {
     let pool = SessionPool::builder().build();
     let a = AcquireRequest::url(server.url(), Transport::Sse)
         .header("x-tenant-id", "a")
-        .header("mcp-session-id", "downstream");
+        .header("mcp-session-id", "downstream")
+        .header("x-mcp-session-id", "downstream-too");
     let b = AcquireRequest::url(server.url(), Transport::Sse).header("x-tenant-id", "b");
     assert_eq!(
         pooled_text(&pool, a.clone(), "counter", json!({})).await,
@@ -1255,7 +1256,13 @@ async fn identities_are_isolated_and_session_ids_stripped_over_sse() {
     let who = pooled_json(&pool, a, "whoami").await;
     let headers = who["headers"].as_object().unwrap();
     assert_eq!(headers["x-tenant-id"], "a");
-    assert!(!headers.contains_key("x-mcp-session-id"), "{headers:?}");
+    // Both session-id headers the caller sent are stripped: the pool owns the upstream session.
+    for stripped in ["mcp-session-id", "x-mcp-session-id"] {
+        assert!(
+            !headers.contains_key(stripped),
+            "{stripped} reached the upstream: {headers:?}"
+        );
+    }
 }
 
 #[tokio::test]
