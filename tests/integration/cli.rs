@@ -802,6 +802,16 @@ fn soak_table_and_sse_transport() {
     for word in ["calls/s", "p99", "peak RSS", "pool", "result           ok"] {
         assert!(r.stdout.contains(word), "`{word}` missing:\n{}", r.stdout);
     }
+    // The calls went over legacy SSE: the bundled server spawned with `--transport sse` (its
+    // url is the /sse endpoint), in the handshake era (the only one SSE has).
+    let first = r.stdout.lines().next().unwrap_or("");
+    assert!(first.ends_with("/sse (sse, spawned)"), "{first}");
+    assert!(
+        r.stdout
+            .contains("protocol         2025-11-25 (handshake era)"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

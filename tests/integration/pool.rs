@@ -771,9 +771,11 @@ async fn callers_beyond_the_limit_are_served_in_fifo_order_as_sessions_come_back
 #[tokio::test]
 async fn waiting_past_acquire_timeout_is_a_typed_timeout(#[case] era: Era) {
     let server = server().await;
+    // A breaker that trips at the first failure: a timeout counted as one would trip it.
     let pool = pool_in(era)
         .max_sessions_per_key(1)
         .acquire_timeout(Duration::from_millis(200))
+        .circuit_breaker_threshold(1)
         .build();
     let req = AcquireRequest::http(server.url());
     let held = pool.acquire(req.clone()).await.unwrap();
