@@ -255,3 +255,64 @@ async fn a_stdio_server_that_exits_is_reported_as_exited_with_its_status_and_std
     assert!(!text.contains("is running"), "{text}");
     assert!(text.contains("the configuration file is missing"), "{text}");
 }
+
+/// A stdio server that answers `initialize`, then answers `tools/list` with one line of
+/// 256 MiB (written in 1 MiB pieces, so the server itself stays small).
+const ONE_HUGE_LINE: &str = r#"
+import json, sys
+msg = json.loads(sys.stdin.readline())
+print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": {
+    "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+    "serverInfo": {"name": "flood", "version": "1"}}}), flush=True)
+sys.stdin.readline()  # notifications/initialized
+req = json.loads(sys.stdin.readline())
+out = sys.stdout
+out.write('{"jsonrpc": "2.0", "id": %s, "result": {"tools": [], "padding": "' % json.dumps(req["id"]))
+chunk = "x" * (1 << 20)
+for _ in range(256):
+    out.write(chunk)
+out.write('"}}\n')
+out.flush()
+"#;
+
+/// One oversized line closes the session at once with an error that says so, and the
+/// harness never holds the whole line.
+#[mcp_harness::test]
+async fn an_oversized_stdio_message_closes_the_session_with_an_error_that_says_so() {
+    let spec = mcp_harness::ServerSpec::new("flood", "python3").args(["-c", ONE_HUGE_LINE]);
+    let s = mcp_harness::Session::builder(mcp_harness::Target::Stdio(spec))
+        .protocol(mcp_harness::Protocol::Handshake("2025-11-25".into()))
+        .max_message_size(4 * 1024 * 1024)
+        .request_timeout(std::time::Duration::from_secs(60))
+        .connect()
+        .await
+        .expect("initialize is answered");
+    let rss_before = peak_rss_kib();
+    let started = std::time::Instant::now();
+    let err = s.list_tools().await.expect_err("the answer is too big");
+    let text = err.to_string();
+    assert!(
+        text.contains("more than 4194304 bytes") && text.contains("max_message_size"),
+        "{text}"
+    );
+    // Named as soon as the bound is crossed, long before the 60 s request timeout.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // The 256 MiB line never sat in memory: the peak grew by far less than it.
+    let grown_mib = (peak_rss_kib().saturating_sub(rss_before)) / 1024;
+    assert!(grown_mib < 64, "the peak RSS grew by {grown_mib} MiB");
+    assert!(s.is_closed());
+}
+
+/// This process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}

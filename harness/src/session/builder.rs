@@ -64,6 +64,8 @@ pub struct SessionBuilder {
     pub(super) notification_buffer: usize,
     /// Under `auto`: how long `server/discover` may go unanswered before `initialize`.
     pub(super) discover_timeout: Duration,
+    /// The longest message a stdio server may write (one line).
+    pub(super) max_message_size: usize,
     /// The era in use, resolved at connect.
     pub(super) protocol: Protocol,
 }
@@ -109,6 +111,7 @@ impl SessionBuilder {
             listen: true,
             notification_buffer: 64,
             discover_timeout: Duration::from_secs(3),
+            max_message_size: 32 * 1024 * 1024,
             protocol: Protocol::default(),
         }
     }
@@ -313,6 +316,24 @@ impl SessionBuilder {
     /// ```
     pub fn discover_timeout(mut self, d: Duration) -> Self {
         self.discover_timeout = d;
+        self
+    }
+
+    /// The longest message a stdio server may write, in bytes (one JSON-RPC line; default
+    /// 32 MiB, room for large tool results). A longer one closes the session at once, with
+    /// memory bounded, and the callers' errors say why.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{ServerSpec, Session, Target};
+    /// let s = Session::builder(Target::Stdio(ServerSpec::new("s", "python3").args(["server.py"])))
+    ///     .max_message_size(1024 * 1024)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1024);
         self
     }
 

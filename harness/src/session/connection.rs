@@ -46,6 +46,8 @@ pub(super) struct Shared {
     pub(super) listen_id: RwLock<Option<String>>,
     /// `notifications/cancelled` still being sent (flushed before the transport closes).
     pub(super) pending_cancels: Arc<PendingCancels>,
+    /// Why the transport was closed by the harness itself (a message over the size bound).
+    pub(super) violation: Arc<Mutex<Option<String>>>,
 }
 
 /// Cancellations on their way to the server: the owner waits for them (within a bound) before
@@ -136,6 +138,7 @@ impl Connection {
             asked: Asked::default(),
             listen_id: RwLock::new(None),
             pending_cancels: Arc::default(),
+            violation: Arc::default(),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -229,6 +232,20 @@ impl Connection {
         else {
             return e;
         };
+        let violation = self
+            .shared
+            .violation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(violation) = violation {
+            return Error::Closed {
+                session,
+                method,
+                reason: violation,
+                server_state: self.server_state(),
+            };
+        }
         let Some(ProcessRef::Child(child)) = &self.process else {
             return Error::Closed {
                 session,

@@ -51,7 +51,7 @@ pub(super) async fn owner_task(
     let target = cfg.target.describe();
     let mut child: Option<Arc<ChildProcess>> = None;
     let connected = match &cfg.target {
-        Target::Stdio(spec) => stdio::connect(&cfg, spec, handler)
+        Target::Stdio(spec) => stdio::connect(&cfg, spec, handler, shared.violation.clone())
             .await
             .map(|(started, proc)| {
                 child = Some(proc);
