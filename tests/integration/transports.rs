@@ -412,6 +412,18 @@ fn oauth_scope_falls_back_to_scopes_supported_without_a_challenge_scope() {
 }
 
 /// Counts the authorization requests an OAuth flow makes (the first one and any step-ups).
+/// Counts how many times the flow starts `step`.
+fn counting_steps(oauth: OAuth, step: OAuthStep) -> (OAuth, Arc<std::sync::atomic::AtomicUsize>) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let oauth = oauth.observe(move |e| {
+        if e.step == step {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (oauth, count)
+}
+
 fn counting_authorizations(oauth: OAuth) -> (OAuth, Arc<std::sync::atomic::AtomicUsize>) {
     let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = count.clone();
@@ -765,12 +777,15 @@ fn oauth_failures_name_the_failed_step_and_are_not_retried() {
             BundledAuth::Bearer(vec![(ALICE_TOKEN.into(), "alice".into())]),
         )
         .await;
+        let (oauth, discoveries) = counting_steps(OAuth::new(), OAuthStep::Discovery);
         let r = Session::builder(&bearer)
-            .oauth(OAuth::new())
+            .oauth(oauth)
             .connect_attempts(5)
             .connect()
             .await;
         expect_oauth_step(r, OAuthStep::Discovery);
+        // Five attempts allowed, one made: a refusal is not retried.
+        assert_eq!(discoveries.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         let server = start(t, BundledAuth::OAuth(Box::new(oauth_config()))).await;
         // Scope: a scope the server does not know.
@@ -787,11 +802,17 @@ fn oauth_failures_name_the_failed_step_and_are_not_retried() {
             Some(wrong.into()),
             TokenEndpointAuth::ClientSecretBasic,
         );
+        let (oauth, exchanges) = counting_steps(oauth, OAuthStep::Token);
         let r = Session::builder(&server)
             .oauth(oauth)
             .connect_attempts(5)
             .connect()
             .await;
+        assert_eq!(
+            exchanges.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one token exchange of five attempts allowed"
+        );
         let err = r.unwrap_err();
         assert!(!err.to_string().contains(wrong) && !format!("{err:?}").contains(wrong));
         expect_oauth_step(Err::<(), _>(err), OAuthStep::Token);
