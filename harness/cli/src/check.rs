@@ -409,100 +409,52 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
     }
 
     if caps.tools.is_some() {
-        let t = Instant::now();
-        match session.list_tools().await {
-            Ok(tools) => {
-                report.steps.push(Step {
-                    name: "tools/list",
-                    outcome: Outcome::Ok(format!("{} tool(s)", tools.len())),
-                    took: t.elapsed(),
-                });
-                report.tools = Some(
-                    tools
-                        .iter()
-                        .map(|t| json!({"name": t.name, "description": t.description}))
-                        .collect(),
-                );
-            }
-            Err(e) if unsupported(&e) => report.steps.push(Step {
-                name: "tools/list",
-                outcome: Outcome::Unsupported,
-                took: t.elapsed(),
-            }),
-            Err(e) => return Err(step_failed(report, "tools/list", t, e)),
-        }
+        report.tools = list_step(
+            report,
+            "tools/list",
+            "tool(s)",
+            session.list_tools(),
+            |t| json!({"name": t.name, "description": t.description}),
+        )
+        .await?;
     } else {
         skip(report, "tools/list", not_advertised("tools"));
     }
-
     if caps.resources.is_some() {
-        let t = Instant::now();
-        match session.list_resources().await {
-            Ok(resources) => {
-                report.steps.push(Step {
-                    name: "resources/list",
-                    outcome: Outcome::Ok(format!("{} resource(s)", resources.len())),
-                    took: t.elapsed(),
-                });
-                report.resources = Some(
-                    resources
-                        .iter()
-                        .map(
-                            |r| json!({"uri": r.uri, "name": r.name, "description": r.description}),
-                        )
-                        .collect(),
-                );
-            }
-            Err(e) if unsupported(&e) => report.steps.push(Step {
-                name: "resources/list",
-                outcome: Outcome::Unsupported,
-                took: t.elapsed(),
-            }),
-            Err(e) => return Err(step_failed(report, "resources/list", t, e)),
-        }
+        let list = session.list_resources();
+        report.resources = list_step(
+            report,
+            "resources/list",
+            "resource(s)",
+            list,
+            |r| json!({"uri": r.uri, "name": r.name, "description": r.description}),
+        )
+        .await?;
     } else {
         skip(report, "resources/list", not_advertised("resources"));
     }
-
     if caps.prompts.is_some() {
-        let t = Instant::now();
-        match session.list_prompts().await {
-            Ok(prompts) => {
-                report.steps.push(Step {
-                    name: "prompts/list",
-                    outcome: Outcome::Ok(format!("{} prompt(s)", prompts.len())),
-                    took: t.elapsed(),
-                });
-                report.prompts = Some(
-                    prompts
-                        .iter()
-                        .map(|p| json!({"name": p.name, "description": p.description}))
-                        .collect(),
-                );
-            }
-            Err(e) if unsupported(&e) => report.steps.push(Step {
-                name: "prompts/list",
-                outcome: Outcome::Unsupported,
-                took: t.elapsed(),
-            }),
-            Err(e) => return Err(step_failed(report, "prompts/list", t, e)),
-        }
+        let list = session.list_prompts();
+        report.prompts = list_step(
+            report,
+            "prompts/list",
+            "prompt(s)",
+            list,
+            |p| json!({"name": p.name, "description": p.description}),
+        )
+        .await?;
     } else {
         skip(report, "prompts/list", not_advertised("prompts"));
     }
 
     // Each read, prompt and call is its own step: a failure is recorded (the first decides the
     // exit code) and the next still runs.
-    let mut first_failure: Option<(u8, String, String)> = None;
+    let mut first_failure: Option<FirstFailure> = None;
+    let first = &mut first_failure;
     for uri in asks.reads {
         if caps.resources.is_none() {
             let why = format!("{}; `{uri}` was not read", not_advertised("resources"));
-            report.steps.push(Step {
-                name: "resources/read",
-                outcome: Outcome::Failed(why.clone()),
-                took: Duration::ZERO,
-            });
-            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            not_sent(report, first, "resources/read", "not_advertised", why);
             continue;
         }
         let t = Instant::now();
@@ -521,33 +473,16 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
                 }));
             }
             Err(e) => {
-                report.steps.push(Step {
-                    name: "resources/read",
-                    outcome: Outcome::Failed(format!("{uri}: {}", e.kind())),
-                    took: t.elapsed(),
-                });
-                report.reads.push(json!({
-                    "uri": uri,
-                    "ms": t.elapsed().as_secs_f64() * 1000.0,
-                    "error": {"kind": e.kind(), "message": e.to_string()},
-                }));
-                first_failure.get_or_insert((
-                    exit_code_for(&e),
-                    e.kind().to_owned(),
-                    e.to_string(),
-                ));
+                let entry = json!({ "uri": uri });
+                let entry = request_failed(report, first, "resources/read", &uri, t, &e, entry);
+                report.reads.push(entry);
             }
         }
     }
     for (name, args) in asks.prompts {
         if caps.prompts.is_none() {
             let why = format!("{}; `{name}` was not asked for", not_advertised("prompts"));
-            report.steps.push(Step {
-                name: "prompts/get",
-                outcome: Outcome::Failed(why.clone()),
-                took: Duration::ZERO,
-            });
-            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            not_sent(report, first, "prompts/get", "not_advertised", why);
             continue;
         }
         let arguments = args.unwrap_or(Value::Null);
@@ -568,34 +503,16 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
                 }));
             }
             Err(e) => {
-                report.steps.push(Step {
-                    name: "prompts/get",
-                    outcome: Outcome::Failed(format!("{name}: {}", e.kind())),
-                    took: t.elapsed(),
-                });
-                report.prompts_got.push(json!({
-                    "prompt": name,
-                    "arguments": arguments,
-                    "ms": t.elapsed().as_secs_f64() * 1000.0,
-                    "error": {"kind": e.kind(), "message": e.to_string()},
-                }));
-                first_failure.get_or_insert((
-                    exit_code_for(&e),
-                    e.kind().to_owned(),
-                    e.to_string(),
-                ));
+                let entry = json!({ "prompt": name, "arguments": arguments });
+                let entry = request_failed(report, first, "prompts/get", &name, t, &e, entry);
+                report.prompts_got.push(entry);
             }
         }
     }
     for (tool, args) in asks.calls {
         if caps.tools.is_none() {
             let why = format!("{}; `{tool}` was not called", not_advertised("tools"));
-            report.steps.push(Step {
-                name: "tools/call",
-                outcome: Outcome::Failed(why.clone()),
-                took: Duration::ZERO,
-            });
-            first_failure.get_or_insert((exit::PROTOCOL, "not_advertised".into(), why));
+            not_sent(report, first, "tools/call", "not_advertised", why);
             continue;
         }
         let listed = report.tools.as_ref().map(|tools| {
@@ -610,12 +527,7 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
                 "`{tool}` is not in the server's tools/list (a tool with invalid x-mcp-header \
                  annotations is left out of it); it was not called"
             );
-            report.steps.push(Step {
-                name: "tools/call",
-                outcome: Outcome::Failed(why.clone()),
-                took: Duration::ZERO,
-            });
-            first_failure.get_or_insert((exit::PROTOCOL, "not_listed".into(), why));
+            not_sent(report, first, "tools/call", "not_listed", why);
             continue;
         }
         let arguments = args.unwrap_or(Value::Null);
@@ -643,7 +555,7 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
                     "result": serde_json::to_value(&result).unwrap_or(Value::Null),
                 }));
                 if is_error {
-                    first_failure.get_or_insert((
+                    first.get_or_insert((
                         exit::TOOL_ERROR,
                         "tool_error".into(),
                         format!("tool `{tool}` returned isError: {}", one_line(&text, 200)),
@@ -651,22 +563,9 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
                 }
             }
             Err(e) => {
-                report.steps.push(Step {
-                    name: "tools/call",
-                    outcome: Outcome::Failed(format!("{tool}: {}", e.kind())),
-                    took: t.elapsed(),
-                });
-                report.calls.push(json!({
-                    "tool": tool,
-                    "arguments": arguments,
-                    "ms": t.elapsed().as_secs_f64() * 1000.0,
-                    "error": {"kind": e.kind(), "message": e.to_string()},
-                }));
-                first_failure.get_or_insert((
-                    exit_code_for(&e),
-                    e.kind().to_owned(),
-                    e.to_string(),
-                ));
+                let entry = json!({ "tool": tool, "arguments": arguments });
+                let entry = request_failed(report, first, "tools/call", &tool, t, &e, entry);
+                report.calls.push(entry);
             }
         }
     }
@@ -675,6 +574,77 @@ async fn steps(session: &Session, report: &mut Report, asks: Asks) -> mcp_harnes
         report.error = Some((kind, message));
     }
     Ok(())
+}
+
+/// The exit code, error kind and message of the first read, prompt or call that failed.
+type FirstFailure = (u8, String, String);
+
+/// One `*/list` step: the items as report entries, `None` when the server answered that it
+/// does not implement the method, an error (the step recorded as failed) otherwise.
+async fn list_step<T>(
+    report: &mut Report,
+    name: &'static str,
+    noun: &str,
+    list: impl std::future::Future<Output = mcp_harness::Result<Vec<T>>>,
+    entry: impl Fn(&T) -> Value,
+) -> mcp_harness::Result<Option<Vec<Value>>> {
+    let t = Instant::now();
+    match list.await {
+        Ok(items) => {
+            report.steps.push(Step {
+                name,
+                outcome: Outcome::Ok(format!("{} {noun}", items.len())),
+                took: t.elapsed(),
+            });
+            Ok(Some(items.iter().map(entry).collect()))
+        }
+        Err(e) if unsupported(&e) => {
+            report.steps.push(Step {
+                name,
+                outcome: Outcome::Unsupported,
+                took: t.elapsed(),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(step_failed(report, name, t, e)),
+    }
+}
+
+/// A read, prompt or call refused before anything was sent (exit 5).
+fn not_sent(
+    report: &mut Report,
+    first: &mut Option<FirstFailure>,
+    name: &'static str,
+    kind: &str,
+    why: String,
+) {
+    report.steps.push(Step {
+        name,
+        outcome: Outcome::Failed(why.clone()),
+        took: Duration::ZERO,
+    });
+    first.get_or_insert((exit::PROTOCOL, kind.into(), why));
+}
+
+/// A read, prompt or call that failed: its step, and its report `entry` with `ms` and `error`.
+fn request_failed(
+    report: &mut Report,
+    first: &mut Option<FirstFailure>,
+    name: &'static str,
+    label: &str,
+    t: Instant,
+    e: &Error,
+    mut entry: Value,
+) -> Value {
+    report.steps.push(Step {
+        name,
+        outcome: Outcome::Failed(format!("{label}: {}", e.kind())),
+        took: t.elapsed(),
+    });
+    entry["ms"] = json!(t.elapsed().as_secs_f64() * 1000.0);
+    entry["error"] = json!({"kind": e.kind(), "message": e.to_string()});
+    first.get_or_insert((exit_code_for(e), e.kind().to_owned(), e.to_string()));
+    entry
 }
 
 fn not_advertised(capability: &str) -> String {
