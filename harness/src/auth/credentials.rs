@@ -43,6 +43,34 @@ impl Credentials {
     }
 }
 
+/// One JSON-RPC `ping` POSTed to a streamable HTTP endpoint as a session would send it (its
+/// headers, its bearer token), to see what the endpoint answers: `None` if nothing came back
+/// within 5 s.
+pub(crate) async fn diagnostic_post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, Secret)],
+    token: Option<&Secret>,
+) -> Option<reqwest::Response> {
+    let mut request = client
+        .post(url)
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.expose());
+    }
+    if let Some(t) = token {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+        value.set_sensitive(true);
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    runtime::timeout(Duration::from_secs(5), request.send())
+        .await
+        .ok()?
+        .ok()
+}
+
 /// Asks a streamable HTTP endpoint why it refuses these credentials: one unauthenticated-
 /// as-configured POST whose 401/403 challenge and body carry the reason (rmcp's error does
 /// not keep the body). `None` if the endpoint does not refuse it now.
@@ -53,23 +81,7 @@ pub(crate) async fn diagnose_refusal(
     credentials: &Credentials,
 ) -> Option<String> {
     let token = credentials.token().await.ok().flatten();
-    let mut request = client
-        .post(url)
-        .header(http::header::ACCEPT, "application/json, text/event-stream")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
-    for (k, v) in headers {
-        request = request.header(k.as_str(), v.expose());
-    }
-    if let Some(t) = &token {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
-        value.set_sensitive(true);
-        request = request.header(http::header::AUTHORIZATION, value);
-    }
-    let response = runtime::timeout(Duration::from_secs(5), request.send())
-        .await
-        .ok()?
-        .ok()?;
+    let response = diagnostic_post(client, url, headers, token.as_ref()).await?;
     let status = response.status();
     if status != reqwest::StatusCode::UNAUTHORIZED && status != reqwest::StatusCode::FORBIDDEN {
         return None;

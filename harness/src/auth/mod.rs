@@ -24,7 +24,7 @@ mod credentials;
 mod oauth;
 mod refusal;
 
-pub(crate) use credentials::{Credentials, diagnose_refusal};
+pub(crate) use credentials::{Credentials, diagnose_refusal, diagnostic_post};
 pub use oauth::{
     OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
 };

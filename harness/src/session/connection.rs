@@ -226,8 +226,8 @@ impl Connection {
         let Error::Closed {
             session,
             method,
-            reason,
-            server_state,
+            mut reason,
+            mut server_state,
         } = e
         else {
             return e;
@@ -239,40 +239,22 @@ impl Connection {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(violation) = violation {
-            return Error::Closed {
-                session,
-                method,
-                reason: violation,
-                server_state: self.server_state(),
-            };
+            reason = violation;
+            server_state = self.server_state();
+        } else if let Some(ProcessRef::Child(child)) = &self.process {
+            if child.wait_exit(Duration::from_millis(500)).await {
+                let tail = child.log_tail(10);
+                if !tail.trim().is_empty() {
+                    reason = format!("{reason}; last log lines:\n{}", tail.trim_end());
+                }
+            }
+            server_state = Some(child.describe());
         }
-        let Some(ProcessRef::Child(child)) = &self.process else {
-            return Error::Closed {
-                session,
-                method,
-                reason,
-                server_state,
-            };
-        };
-        if !child.wait_exit(Duration::from_millis(500)).await {
-            return Error::Closed {
-                session,
-                method,
-                reason,
-                server_state: Some(child.describe()),
-            };
-        }
-        let tail = child.log_tail(10);
-        let reason = if tail.trim().is_empty() {
-            reason
-        } else {
-            format!("{reason}; last log lines:\n{}", tail.trim_end())
-        };
         Error::Closed {
             session,
             method,
             reason,
-            server_state: Some(child.describe()),
+            server_state,
         }
     }
 

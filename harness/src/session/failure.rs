@@ -91,9 +91,9 @@ pub(in crate::session) fn plain_words(chain: &str) -> String {
         .join(" ")
 }
 
-/// What an HTTP server answers a plain JSON-RPC POST, when that is not MCP: the status and
-/// the start of the body, the content type, how long a rate limit lasts. `None` when the
-/// answer looks like MCP (or nothing came back within 5 s).
+/// What an HTTP server answers a plain JSON-RPC POST ([`crate::auth::diagnostic_post`]), when
+/// that is not MCP: the status and the start of the body, the content type, how long a rate
+/// limit lasts. `None` when the answer looks like MCP (or nothing came back within 5 s).
 pub(in crate::session) async fn diagnose_http(
     client: &reqwest::Client,
     url: &str,
@@ -101,23 +101,7 @@ pub(in crate::session) async fn diagnose_http(
     credentials: &crate::auth::Credentials,
 ) -> Option<String> {
     let token = credentials.token().await.ok().flatten();
-    let mut request = client
-        .post(url)
-        .header(http::header::ACCEPT, "application/json, text/event-stream")
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#);
-    for (k, v) in headers {
-        request = request.header(k.as_str(), v.expose());
-    }
-    if let Some(t) = &token {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
-        value.set_sensitive(true);
-        request = request.header(http::header::AUTHORIZATION, value);
-    }
-    let response = crate::runtime::timeout(std::time::Duration::from_secs(5), request.send())
-        .await
-        .ok()?
-        .ok()?;
+    let response = crate::auth::diagnostic_post(client, url, headers, token.as_ref()).await?;
     let status = response.status();
     let header = |name: http::HeaderName| {
         response

@@ -80,34 +80,31 @@ pub(super) async fn owner_task(
             if let Some(c) = &child {
                 c.stop(Duration::from_millis(200)).await;
             }
+            // The url an HTTP target answers on, to ask it what went wrong.
+            let url = match &cfg.target {
+                Target::Http(url) => Some(url.as_str()),
+                Target::Server(s) => Some(s.url()),
+                _ => None,
+            };
             let failure = if let Some(mismatch) = version_mismatch(&cfg, &target, &e) {
                 Failure::Fatal(mismatch)
             } else if is_auth_failure(&reason) {
+                let diagnosed = match url {
+                    Some(url) => {
+                        crate::auth::diagnose_refusal(
+                            &HTTP_CLIENT,
+                            url,
+                            &cfg.headers,
+                            &cfg.credentials(),
+                        )
+                        .await
+                    }
+                    None => None,
+                };
                 Failure::Fatal(Error::Unauthorized {
                     target,
                     session: cfg.name.clone(),
-                    reason: match &cfg.target {
-                        Target::Http(url) => {
-                            crate::auth::diagnose_refusal(
-                                &HTTP_CLIENT,
-                                url,
-                                &cfg.headers,
-                                &cfg.credentials(),
-                            )
-                            .await
-                        }
-                        Target::Server(s) => {
-                            crate::auth::diagnose_refusal(
-                                &HTTP_CLIENT,
-                                s.url(),
-                                &cfg.headers,
-                                &cfg.credentials(),
-                            )
-                            .await
-                        }
-                        _ => None,
-                    }
-                    .unwrap_or_else(|| {
+                    reason: diagnosed.unwrap_or_else(|| {
                         crate::auth::rejection_reason_from_chain(
                             &reason,
                             !cfg.credentials().is_none(),
@@ -115,25 +112,24 @@ pub(super) async fn owner_task(
                     }),
                 })
             } else {
-                // An HTTP server that answered something other than MCP: say what it answered.
-                let url = match &cfg.target {
-                    Target::Http(url) => Some(url.clone()),
-                    Target::Server(s) if cfg.target.transport() == Transport::StreamableHttp => {
-                        Some(s.url().to_owned())
-                    }
-                    _ => None,
-                };
+                // A streamable HTTP endpoint that answered something other than MCP: say what
+                // it answered.
                 let looks_like_http =
                     reason.contains("the server answered") || reason.contains("rate limited");
                 let reason = match url {
-                    Some(url) if looks_like_http => super::failure::diagnose_http(
-                        &HTTP_CLIENT,
-                        &url,
-                        &cfg.headers,
-                        &cfg.credentials(),
-                    )
-                    .await
-                    .unwrap_or(reason),
+                    Some(url)
+                        if looks_like_http
+                            && cfg.target.transport() == Transport::StreamableHttp =>
+                    {
+                        super::failure::diagnose_http(
+                            &HTTP_CLIENT,
+                            url,
+                            &cfg.headers,
+                            &cfg.credentials(),
+                        )
+                        .await
+                        .unwrap_or(reason)
+                    }
                     _ => reason,
                 };
                 Failure::Retryable {
