@@ -35,7 +35,7 @@ const PRE_REGISTERED: &str =
     "--oauth-client-id pre-registered-client --oauth-client-secret pre-registered-secret";
 
 /// One installed version of the suite.
-struct Suite {
+pub(crate) struct Suite {
     /// The exact npm version.
     version: &'static str,
     /// The environment variable that overrides the install prefix.
@@ -52,7 +52,7 @@ const SUITE: Suite = Suite {
 };
 
 /// The frozen requirement sets 2025-11-25 and 2026-07-28 (`--requirements`, `--spec-version`).
-const ALPHA: Suite = Suite {
+pub(crate) const ALPHA: Suite = Suite {
     version: "0.2.0-alpha.12",
     dir_env: "MCP_HARNESS_CONFORMANCE_ALPHA_DIR",
     default_dir: ".cache/mcp-harness/conformance-alpha",
@@ -105,10 +105,17 @@ fn run_client_scenario(scenario: &str, extra: &str) -> Vec<Value> {
     )
 }
 
-/// Runs the suite (`client ...` or `server ...` arguments) for `scenario` and returns its
-/// checks, after asserting that none failed or warned and that the run itself passed.
+/// Runs suite 0.1.16 (`client ...` or `server ...` arguments) for `scenario`: see
+/// [`run_suite_strictly`].
 fn run_suite(scenario: &str, args: &[&str]) -> Vec<Value> {
-    let run = run_suite_with(&SUITE, scenario, args);
+    run_suite_strictly(&SUITE, scenario, args)
+}
+
+/// Runs `suite` (`client ...` or `server ...` arguments) for `scenario` and returns its
+/// checks, after asserting that none failed, warned or was skipped and that the run itself
+/// passed.
+pub(crate) fn run_suite_strictly(suite: &Suite, scenario: &str, args: &[&str]) -> Vec<Value> {
+    let run = run_suite_with(suite, scenario, args);
     let skipped: Vec<&Value> = run
         .checks
         .iter()
@@ -120,8 +127,10 @@ fn run_suite(scenario: &str, args: &[&str]) -> Vec<Value> {
     );
     assert!(
         run.passed(),
-        "{scenario}: the conformance suite found problems:\n{}\n--- the client's stderr\n{}",
+        "{scenario}: the conformance suite found problems:\n{}\n--- the suite\n{}\n--- the \
+         client's stderr\n{}",
         run.bad.join("\n"),
+        run.suite_output,
         run.client_stderr
     );
     run.checks
@@ -200,11 +209,15 @@ fn run_suite_with(suite: &Suite, scenario: &str, args: &[&str]) -> SuiteRun {
     }
 }
 
+/// A fresh output directory for one run: unique within the process too, since under `cargo
+/// test` two tests may run the same scenario at once (against two servers, or two suites).
 fn tempdir(scenario: &str) -> PathBuf {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir()
         .join("mcp-harness-conformance")
         .join(format!(
-            "{}-{}",
+            "{}-{}-{run}",
             scenario.replace('/', "_"),
             std::process::id()
         ));
@@ -285,7 +298,7 @@ fn the_oauth_client_passes_the_official_conformance_scenario(
 #[case::completion_complete("completion-complete")]
 #[case::dns_rebinding_protection("dns-rebinding-protection")]
 fn the_bundled_server_passes_the_official_conformance_scenario(#[case] scenario: &str) {
-    run_server_scenario(mcp_harness::Bundled::FastTest, scenario);
+    run_server_scenario(&SUITE, mcp_harness::Bundled::FastTest, scenario, &[]);
 }
 
 /// Every server scenario of the suite (0.1.16) against the bundled `conformance` server,
@@ -328,12 +341,18 @@ fn the_bundled_server_passes_the_official_conformance_scenario(#[case] scenario:
 #[case::prompts_get_with_image("prompts-get-with-image")]
 #[case::dns_rebinding_protection("dns-rebinding-protection")]
 fn the_conformance_server_passes_the_official_conformance_scenario(#[case] scenario: &str) {
-    run_server_scenario(mcp_harness::Bundled::Conformance, scenario);
+    run_server_scenario(&SUITE, mcp_harness::Bundled::Conformance, scenario, &[]);
 }
 
-/// Starts the bundled `kind` over streamable HTTP and runs one server scenario against it:
-/// no check may fail or warn, and at least one must succeed.
-fn run_server_scenario(kind: mcp_harness::Bundled, scenario: &str) {
+/// Starts the bundled `kind` over streamable HTTP and runs one server scenario of `suite`
+/// against it, with `args` after the url: no check may fail, warn or be skipped, at least one
+/// must succeed, and the suite must pass.
+pub(crate) fn run_server_scenario(
+    suite: &Suite,
+    kind: mcp_harness::Bundled,
+    scenario: &str,
+    args: &[&str],
+) {
     let server = mcp_harness::run(async move {
         mcp_harness::Server::start(mcp_harness::ServerSpec::bundled(
             kind,
@@ -342,10 +361,12 @@ fn run_server_scenario(kind: mcp_harness::Bundled, scenario: &str) {
         .await
         .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
     });
-    let checks = run_suite(scenario, &["server", "--url", server.url()]);
+    let mut all = vec!["server", "--url", server.url()];
+    all.extend_from_slice(args);
+    let checks = run_suite_strictly(suite, scenario, &all);
     assert!(
         checks.iter().any(|c| c["status"] == "SUCCESS"),
-        "{scenario}: no successful check: {checks:#?}"
+        "{kind}, {scenario}: no successful check: {checks:#?}"
     );
 }
 

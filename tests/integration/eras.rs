@@ -7,21 +7,10 @@ use mcp_harness::{Bundled, Era, Error, Protocol, Server, ServerSpec, Session, Ta
 use rstest::rstest;
 use serde_json::json;
 
-use crate::support::call_text;
+use crate::support::{bundled, call_text};
 
 async fn fast_test(transport: Transport) -> (Target, Option<Server>) {
-    match transport {
-        Transport::Stdio => (
-            Target::Stdio(ServerSpec::bundled(Bundled::FastTest, Transport::Stdio)),
-            None,
-        ),
-        other => {
-            let server = Server::start(ServerSpec::bundled(Bundled::FastTest, other))
-                .await
-                .expect("fast-test starts");
-            (Target::Server(server.clone()), Some(server))
-        }
-    }
+    bundled(Bundled::FastTest, transport).await
 }
 
 #[rstest]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_harness::pool::{AcquireRequest, Catalog, PoolBuilder, RefreshCallback, RefreshFlags};
-use mcp_harness::{Bundled, Era, Protocol, Server, ServerSpec, SessionPool, Transport};
+use mcp_harness::{Bundled, Era, Server, ServerSpec, SessionPool, Transport};
 use rstest::rstest;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -24,10 +24,7 @@ async fn server() -> Server {
 
 /// A pool whose upstreams speak `era`.
 fn pool_in(era: Era) -> PoolBuilder {
-    SessionPool::builder().protocol(match era {
-        Era::Handshake => Protocol::Handshake("2025-11-25".into()),
-        _ => Protocol::Stateless("2026-07-28".into()),
-    })
+    SessionPool::builder().protocol(crate::support::pin(era))
 }
 
 fn all() -> RefreshFlags {

@@ -21,7 +21,7 @@ use mcp_harness::{
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::{call_json, call_text, eventually};
+use crate::support::{call_json, call_text, eventually, pin};
 
 async fn server() -> Server {
     Server::start(ServerSpec::bundled(
@@ -43,17 +43,9 @@ fn bearer(token: &mcp_harness::Secret) -> String {
     format!("Bearer {}", token.expose())
 }
 
-/// The pin of an era, at its current version.
-fn protocol(era: Era) -> Protocol {
-    match era {
-        Era::Handshake => Protocol::Handshake("2025-11-25".into()),
-        _ => Protocol::Stateless("2026-07-28".into()),
-    }
-}
-
 /// A pool whose upstreams speak `era`.
 fn pool_in(era: Era) -> PoolBuilder {
-    SessionPool::builder().protocol(protocol(era))
+    SessionPool::builder().protocol(pin(era))
 }
 
 /// A session that reads the server's stats. It speaks the handshake era, so that it adds no
@@ -61,7 +53,7 @@ fn pool_in(era: Era) -> PoolBuilder {
 async fn stats_probe(server: &Server) -> Session {
     Session::builder(server)
         .name("stats-probe")
-        .protocol(protocol(Era::Handshake))
+        .protocol(pin(Era::Handshake))
         .connect()
         .await
         .unwrap()
@@ -1357,7 +1349,7 @@ async fn one_pool_serves_an_upstream_of_each_era() {
     // Discovery, whatever MCP_HARNESS_PROTOCOL says; one url pinned to the handshake era.
     let pool = SessionPool::builder()
         .protocol(Protocol::Auto)
-        .protocol_for(pinned.url(), protocol(Era::Handshake))
+        .protocol_for(pinned.url(), pin(Era::Handshake))
         .max_sessions_per_key(2)
         .build();
     let modern_req = AcquireRequest::http(modern.url()).header("x-tenant-id", "t");

@@ -11,38 +11,15 @@ use std::time::Duration;
 
 use mcp_harness::rmcp::model::{CacheScope, ServerNotification};
 use mcp_harness::{
-    Bundled, ClientAnswers, ElicitationAnswer, Era, LogLevel, Protocol, Server, ServerSpec,
-    Session, Target, Transport,
+    Bundled, ClientAnswers, ElicitationAnswer, Era, LogLevel, Server, ServerSpec, Session, Target,
+    Transport,
 };
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::{call_json, call_text, eventually};
+use crate::support::{bundled, call_json, call_text, eventually, pin};
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-fn pin(era: Era) -> Protocol {
-    match era {
-        Era::Stateless => Protocol::Stateless("2026-07-28".into()),
-        _ => Protocol::Handshake("2025-11-25".into()),
-    }
-}
-
-/// A bundled server over `transport`: a stdio target, or a started HTTP server.
-async fn bundled(kind: Bundled, transport: Transport) -> (Target, Option<Server>) {
-    match transport {
-        Transport::Stdio => (
-            Target::Stdio(ServerSpec::bundled(kind, Transport::Stdio)),
-            None,
-        ),
-        other => {
-            let server = Server::start(ServerSpec::bundled(kind, other))
-                .await
-                .unwrap_or_else(|e| panic!("{kind} starts: {e}"));
-            (Target::Server(server.clone()), Some(server))
-        }
-    }
-}
 
 async fn session(target: Target, era: Era, answers: ClientAnswers) -> Session {
     let s = Session::builder(target)

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use mcp_harness::rmcp::model::ServerNotification;
 use mcp_harness::{
-    AddressSource, ClientAnswers, ElicitationAnswer, Era, LogLevel, Protocol, Readiness, Server,
-    ServerSpec, Session, Target, Transport,
+    AddressSource, ClientAnswers, ElicitationAnswer, Era, LogLevel, Readiness, Server, ServerSpec,
+    Session, Target, Transport,
 };
 use rstest::rstest;
 use serde_json::json;
 
-use crate::support::call_text;
+use crate::support::{call_text, pin};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -66,13 +66,6 @@ async fn python(transport: Transport) -> (Target, Option<Server>) {
                 .expect("the Python SDK server starts");
             (Target::Server(server.clone()), Some(server))
         }
-    }
-}
-
-fn pin(era: Era) -> Protocol {
-    match era {
-        Era::Stateless => Protocol::Stateless("2026-07-28".into()),
-        _ => Protocol::Handshake("2025-11-25".into()),
     }
 }
 

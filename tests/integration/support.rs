@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use mcp_harness::{Bundled, BundledServer, Session, Target, Transport};
+use mcp_harness::{
+    Bundled, BundledServer, Era, Protocol, Server, ServerSpec, Session, Target, Transport,
+};
 use serde_json::Value;
 
 /// Retries `check` until it returns `Some`, with a short backoff, failing at `deadline`.
@@ -172,4 +174,29 @@ pub async fn redis_server() -> (mcp_harness::Server, String) {
         .await
         .expect("redis-server");
     (server, url)
+}
+
+/// The pin of an era, at its current version: `2026-07-28` or `2025-11-25`.
+pub fn pin(era: Era) -> Protocol {
+    match era {
+        Era::Handshake => Protocol::Handshake("2025-11-25".into()),
+        _ => Protocol::Stateless("2026-07-28".into()),
+    }
+}
+
+/// A bundled server over `transport`: a stdio target (the session spawns it), or a started
+/// HTTP or SSE server, returned so that the caller keeps it running.
+pub async fn bundled(kind: Bundled, transport: Transport) -> (Target, Option<Server>) {
+    match transport {
+        Transport::Stdio => (
+            Target::Stdio(ServerSpec::bundled(kind, Transport::Stdio)),
+            None,
+        ),
+        other => {
+            let server = Server::start(ServerSpec::bundled(kind, other))
+                .await
+                .unwrap_or_else(|e| panic!("{kind} starts: {e}"));
+            (Target::Server(server.clone()), Some(server))
+        }
+    }
 }

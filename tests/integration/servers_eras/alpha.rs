@@ -8,129 +8,30 @@
 //! (default `~/.cache/mcp-harness/conformance-alpha`); a scenario fails with how to
 //! install them when they are missing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use mcp_harness::{Bundled, Server, ServerSpec, Transport};
+use mcp_harness::Bundled;
 use rstest::rstest;
-use serde_json::Value;
 
-/// The suite version these scenarios were written against.
-const ALPHA: &str = "0.2.0-alpha.12";
-
-fn alpha_dir() -> PathBuf {
-    std::env::var_os("MCP_HARNESS_CONFORMANCE_ALPHA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/mcp-harness/conformance-alpha")
-        })
-}
-
-/// Node 22 and the suite's entry point; fails with how to install them when missing.
-fn alpha_suite() -> (PathBuf, PathBuf) {
-    let dir = alpha_dir();
-    let node = dir.join("node_modules/.bin/node");
-    let entry = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    assert!(
-        node.exists() && entry.exists(),
-        "the MCP conformance suite {ALPHA} is not installed in {dir}: run `npm install \
-         --prefix {dir} node@22 @modelcontextprotocol/conformance@{ALPHA}` (or point \
-         MCP_HARNESS_CONFORMANCE_ALPHA_DIR at an installation)",
-        dir = dir.display(),
-    );
-    (node, entry)
-}
-
-/// A fresh output directory for one run.
-fn out_dir(kind: Bundled, spec: &str, scenario: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("mcp-harness-conformance-alpha")
-        .join(format!("{kind}-{spec}-{scenario}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a temporary directory for the suite's results");
-    dir
-}
-
-fn find(dir: &Path, name: &str) -> Option<PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if let Some(found) = find(&path, name) {
-                return Some(found);
-            }
-        } else if path.file_name().is_some_and(|n| n == name) {
-            return Some(path);
-        }
-    }
-    None
-}
+use crate::conformance::{ALPHA, run_server_scenario};
 
 /// Starts the bundled `kind` over streamable HTTP and runs one server scenario of the
-/// alpha suite at `spec` against it: no check may fail or warn, at least one must
-/// succeed, and the suite must exit 0.
+/// alpha suite at `spec` against it: no check may fail, warn or be skipped, at least one
+/// must succeed, and the suite must exit 0.
 fn run_alpha_server_scenario(kind: Bundled, spec: &str, scenario: &str) {
-    run_alpha(kind, spec, &["--spec-version", spec], scenario);
+    run_alpha(kind, &["--spec-version", spec], scenario);
 }
 
 /// Runs one scenario of the tasks extension (SEP-2663) as the suite runs it: with no
 /// `--spec-version` (the suite skips extension scenarios at any named version), which
 /// the suite runs at the 2026-07-28 wire.
 fn run_alpha_extension_scenario(kind: Bundled, scenario: &str) {
-    run_alpha(kind, "extension", &[], scenario);
+    run_alpha(kind, &[], scenario);
 }
 
-/// [`run_alpha_server_scenario`] with the suite's version arguments `version_args`
-/// (`spec` only names the run).
-fn run_alpha(kind: Bundled, spec: &str, version_args: &[&str], scenario: &str) {
-    let (node, entry) = alpha_suite();
-    let server = mcp_harness::run(async move {
-        Server::start(ServerSpec::bundled(kind, Transport::StreamableHttp))
-            .await
-            .unwrap_or_else(|e| panic!("{kind} starts: {e}"))
-    });
-    let out = out_dir(kind, spec, scenario);
-    let run = Command::new(node)
-        .arg(entry)
-        .args(["server", "--url", server.url(), "--scenario", scenario])
-        .args(version_args)
-        .args(["--timeout", "60000", "-o"])
-        .arg(&out)
-        .output()
-        .expect("the conformance suite runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let checks_file = find(&out, "checks.json").unwrap_or_else(|| {
-        panic!(
-            "{scenario} ({spec}): the suite wrote no checks.json\n--- stdout\n{stdout}\n--- \
-             stderr\n{}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
-    let checks: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(&checks_file).unwrap()).unwrap();
-    let bad: Vec<String> = checks
-        .iter()
-        .filter(|c| !matches!(c["status"].as_str(), Some("SUCCESS" | "INFO")))
-        .map(|c| {
-            format!(
-                "{} {}: {} {}",
-                c["status"].as_str().unwrap_or("?"),
-                c["id"].as_str().unwrap_or("?"),
-                c["description"].as_str().unwrap_or(""),
-                c["errorMessage"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    assert!(
-        bad.is_empty() && run.status.success(),
-        "{kind}, {scenario} ({spec}): the conformance suite found problems:\n{}\n--- \
-         stdout\n{stdout}",
-        bad.join("\n")
-    );
-    assert!(
-        checks.iter().any(|c| c["status"] == "SUCCESS"),
-        "{kind}, {scenario} ({spec}): no check succeeded: {checks:#?}"
-    );
+/// [`run_alpha_server_scenario`] with the suite's version arguments `version_args`.
+fn run_alpha(kind: Bundled, version_args: &[&str], scenario: &str) {
+    let mut args = version_args.to_vec();
+    args.extend(["--timeout", "60000"]);
+    run_server_scenario(&ALPHA, kind, scenario, &args);
 }
 
 /// Every server scenario the 2026-07-28 requirement set names, plus the three still
@@ -259,7 +160,6 @@ fn the_conformance_server_passes_the_alpha_tasks_scenario(#[case] scenario: &str
 fn the_conformance_server_refuses_a_task_only_tool_to_a_handshake_client_without_tasks() {
     run_alpha(
         Bundled::Conformance,
-        "2025-11-25",
         &["--force", "--spec-version", "2025-11-25"],
         "tasks-required-task-error",
     );
