@@ -54,7 +54,7 @@ pub use bundled::{Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerC
 pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec};
-pub use run::run;
+pub use run::{__private, keep_logs, run};
 
 /// Runs an `async fn` test on the shared runtime: a plain `#[test] fn` whose body is
 /// [`run`]`(async move { ... })`, so what the test opens outlives it.

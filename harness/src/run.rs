@@ -42,9 +42,56 @@ where
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "<non-string panic payload>".to_owned());
             eprintln!("mcp-harness: the test body panicked: {message}");
+            process::keep_logs();
             process::print_log_tails_for_failure();
             std::panic::resume_unwind(payload)
         }
         Err(e) => panic!("mcp-harness: the test body was cancelled: {e}"),
+    }
+}
+
+/// Keeps this run's server logs when the process exits.
+///
+/// By default the harness removes the folder holding the logs of the servers this process
+/// started (`$TMPDIR/mcp-harness-logs/<pid>/`) at exit, unless something failed: a panic
+/// anywhere (a failed assertion) or a `#[mcp_harness::test]` returning `Err` keeps it, and so
+/// does `MCP_HARNESS_KEEP_LOGS=1`. Call this when your own code knows a run failed in another
+/// way (a plain `#[test]` returning `Err`, a command-line tool exiting non-zero). Logs in a
+/// folder you chose with `MCP_HARNESS_LOG_DIR` are never removed.
+///
+/// ```
+/// mcp_harness::keep_logs();
+/// ```
+pub fn keep_logs() {
+    process::keep_logs();
+}
+
+/// What `#[mcp_harness::test]` expands to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    /// A test body's output, for [`NoteResult`] and [`NoteOther`].
+    #[derive(Debug)]
+    pub struct Outcome<'a, T>(pub &'a T);
+
+    /// A test that returned `Err` keeps the run's logs.
+    pub trait NoteResult {
+        /// Keeps the logs if this is an `Err`.
+        fn note(&self);
+    }
+    impl<T, E> NoteResult for Outcome<'_, Result<T, E>> {
+        fn note(&self) {
+            if self.0.is_err() {
+                super::keep_logs();
+            }
+        }
+    }
+
+    /// Any other output says nothing about failure (panics are seen by the panic hook).
+    pub trait NoteOther {
+        /// Does nothing.
+        fn note(&self);
+    }
+    impl<T> NoteOther for &Outcome<'_, T> {
+        fn note(&self) {}
     }
 }

@@ -86,6 +86,8 @@ pub(crate) enum ExitStep {
     CloseSessions,
     /// Stop every server process still alive.
     StopProcesses,
+    /// Remove the run's server logs, unless something failed or they are to be kept.
+    RemoveLogs,
 }
 
 /// One step of the work done at process exit.

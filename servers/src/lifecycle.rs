@@ -20,15 +20,36 @@ pub(crate) fn check_pid(pid: u32) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Whether process `pid` still exists (a zombie counts as existing).
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+/// Whether process `pid` is still running: it exists and is not a zombie (a process that
+/// exited and waits for its parent to collect its status counts as gone).
+///
+/// ```
+/// assert!(mcp_harness_servers::pid_alive(std::process::id()));
+/// assert!(!mcp_harness_servers::pid_alive(0));
+/// ```
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = libc::pid_t::try_from(pid) else {
         return false;
     };
-    // SAFETY: kill with signal 0 sends nothing; it only checks that `pid` (> 0, checked
-    // by `check_pid`) exists and may be signalled. No memory is involved.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    if raw <= 0 {
+        // 0 and negative pids mean process groups to kill(2).
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => !matches!(
+            stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()),
+            Some("Z" | "X")
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => {
+            // No procfs: signal 0 sends nothing; it only checks that `raw` (> 0, checked
+            // above) exists and may be signalled. No memory is involved.
+            // SAFETY: see above.
+            let rc = unsafe { libc::kill(raw, 0) };
+            rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        }
+    }
 }
 
 /// Resolves with a reason once the server should stop: SIGTERM, SIGINT, or the exit

@@ -3,7 +3,7 @@
 //! `check` against servers nobody here wrote (the official TypeScript and Python SDKs) over
 //! stdio, streamable HTTP and SSE.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
@@ -316,10 +316,47 @@ fn serve_conformance_serves_the_conformance_suites_tools() {
 }
 
 #[test]
+fn serve_without_a_transport_speaks_only_json_rpc_on_stdio() {
+    let mut child = StdCommand::new(CLI)
+        .args(["serve", "fast-test"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    )
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The very first line on stdout is the answer: no READY line, no banner.
+    let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["result"]["serverInfo"]["name"], "fast-test", "{answer}");
+    drop(stdin); // EOF stops a stdio server
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn serve_refuses_network_flags_for_a_stdio_server() {
+    for flags in [&["--port", "4000"][..], &["--auth", "jwt"], &["--transport", "stdio", "--stateless"]] {
+        let mut args = vec!["serve", "fast-test"];
+        args.extend(flags);
+        let r = run(&args).expect(USAGE);
+        assert!(r.stderr.contains("--transport http"), "{flags:?}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn serve_without_its_secret_could_not_start() {
     let r = run_with(
         cli()
-            .args(["serve", "fast-test", "--auth", "jwt"])
+            .args(["serve", "fast-test", "--transport", "http", "--auth", "jwt"])
             .env_remove("MCP_HARNESS_JWT_SECRET")
             .env_remove("MCP_HARNESS_JWT_PUBLIC_KEY"),
     )
@@ -513,7 +550,7 @@ fn check_asks_only_for_what_the_server_advertises() {
 
 #[test]
 fn check_makes_several_calls_in_order_and_a_failed_one_does_not_stop_the_next() {
-    let s = Serve::start(&["fast-test"], &[]);
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
     let r = run(&[
         "check",
         &s.url,
@@ -553,7 +590,7 @@ fn check_makes_several_calls_in_order_and_a_failed_one_does_not_stop_the_next() 
 
 #[test]
 fn check_tells_tool_errors_and_jsonrpc_errors_apart() {
-    let s = Serve::start(&["fast-test"], &[]);
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
     let r = run(&[
         "check",
         &s.url,
@@ -892,7 +929,7 @@ fn soak_an_unreachable_server_is_unreachable() {
 
 #[test]
 fn soak_a_running_server_and_a_stdio_command() {
-    let s = Serve::start(&["fast-test"], &[]);
+    let s = Serve::start(&["fast-test", "--transport", "http"], &[]);
     let r = run(&[
         "soak",
         "--server",

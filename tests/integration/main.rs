@@ -12,6 +12,7 @@ mod conformance;
 mod eras;
 mod faults;
 mod identity;
+mod logs;
 mod notifications;
 mod pool;
 mod runtime;

@@ -80,20 +80,7 @@ pub async fn call_text(s: &Session, tool: &str, args: Value) -> String {
     mcp_harness::tool_text(&r)
 }
 
-/// True while a process with this pid exists and is not a zombie.
-pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state is the first field after the parenthesised command name.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().next());
-            state != Some("Z") && state != Some("X")
-        }
-        Err(_) => false,
-    }
-}
+pub use mcp_harness_servers::pid_alive;
 
 /// Everything logged (at trace level, every target) since the first call, in this process.
 pub fn captured_logs() -> String {

@@ -73,7 +73,7 @@ enum Command {
     /// address for humans on stderr. Secrets come from the environment: MCP_HARNESS_JWT_SECRET
     /// (--auth jwt), MCP_HARNESS_BEARER_TOKENS="token=subject,..." (--auth bearer).
     #[command(
-        after_help = "Examples:\n  mcp-harness serve fast-test --transport http --port 4000\n  mcp-harness serve fast-test --transport sse\n  mcp-harness serve fast-time --transport stdio\n  mcp-harness serve conformance --transport http --port 4000\n  MCP_HARNESS_JWT_SECRET=s3cret mcp-harness serve fast-test --auth jwt\n\nExit codes: 0 stopped cleanly, 2 bad usage, 3 the server could not start."
+        after_help = "Examples:\n  mcp-harness serve fast-test                                  # stdio, for an MCP client\n  mcp-harness serve fast-test --transport http --port 4000\n  mcp-harness serve fast-test --transport sse\n  mcp-harness serve fast-time --transport stdio\n  mcp-harness serve conformance --transport http --port 4000\n  MCP_HARNESS_JWT_SECRET=s3cret mcp-harness serve fast-test --auth jwt\n\nExit codes: 0 stopped cleanly, 2 bad usage, 3 the server could not start."
     )]
     Serve(serve::ServeArgs),
     /// Connect to any MCP server, ask for what it advertises (ping, tools, resources, prompts)
@@ -149,6 +149,10 @@ where
         Command::Check(args) => check::run(args),
         Command::Soak(args) => soak::run(args),
     };
+    if code != exit::OK {
+        // The servers' logs explain a failure: keep them (a clean run leaves nothing behind).
+        mcp_harness::keep_logs();
+    }
     ExitCode::from(code)
 }
 

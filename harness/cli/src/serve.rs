@@ -38,9 +38,10 @@ pub(super) enum AuthArg {
 pub(super) struct ServeArgs {
     /// Which bundled server.
     server: ServerArg,
-    /// Transport to serve.
-    #[arg(long, value_enum, default_value = "http")]
-    transport: ServeTransport,
+    /// Transport to serve. Without it: stdio (JSON-RPC on stdin/stdout, nothing else written
+    /// there), as MCP servers started as commands do; with --detach: http.
+    #[arg(long, value_enum)]
+    transport: Option<ServeTransport>,
     /// Address to bind (HTTP, SSE).
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,
@@ -73,14 +74,42 @@ pub(super) struct ServeArgs {
     log_file: Option<PathBuf>,
 }
 
-pub(super) fn run(args: ServeArgs) -> u8 {
+pub(super) fn run(mut args: ServeArgs) -> u8 {
+    let transport = *args.transport.get_or_insert(if args.detach {
+        ServeTransport::Http
+    } else {
+        ServeTransport::Stdio
+    });
+    if transport == ServeTransport::Stdio {
+        if let Some(flag) = network_only_flag(&args) {
+            eprintln!(
+                "mcp-harness serve: {flag} applies to a network server, and this one speaks stdio; \
+                 add `--transport http` (or sse) to serve over the network"
+            );
+            return exit::USAGE;
+        }
+    }
     if args.detach {
         return detach(args);
     }
-    match args.transport {
+    match transport {
         ServeTransport::Stdio => serve_stdio(args),
         ServeTransport::Http | ServeTransport::Sse => serve_network(args),
     }
+}
+
+/// The first flag given that only a network server uses.
+fn network_only_flag(args: &ServeArgs) -> Option<&'static str> {
+    [
+        (args.port != 0, "--port"),
+        (args.port_file.is_some(), "--port-file"),
+        (!matches!(args.auth, AuthArg::None), "--auth"),
+        (args.stateless, "--stateless"),
+        (args.detach, "--detach"),
+        (args.host != std::net::IpAddr::from([127, 0, 0, 1]), "--host"),
+    ]
+    .into_iter()
+    .find_map(|(given, flag)| given.then_some(flag))
 }
 
 fn options(args: &ServeArgs) -> servers::ServeOptions {
@@ -89,7 +118,7 @@ fn options(args: &ServeArgs) -> servers::ServeOptions {
         ServerArg::FastTime => servers::Bundled::FastTime,
         ServerArg::Conformance => servers::Bundled::Conformance,
     };
-    let transport = match args.transport {
+    let transport = match args.transport.unwrap_or(ServeTransport::Stdio) {
         ServeTransport::Stdio => servers::Transport::Stdio,
         ServeTransport::Http => servers::Transport::Http,
         ServeTransport::Sse => servers::Transport::Sse,
@@ -265,7 +294,7 @@ async fn serve_network_async(opts: servers::ServeOptions) -> u8 {
                 match watch_pid {
                     Some(pid) => loop {
                         tokio::time::sleep(Duration::from_millis(150)).await;
-                        if !pid_alive(pid) {
+                        if !servers::pid_alive(pid) {
                             return;
                         }
                     },
@@ -298,16 +327,6 @@ async fn serve_network_async(opts: servers::ServeOptions) -> u8 {
             exit::UNREACHABLE
         }
     }
-}
-
-/// Whether process `pid` still exists (a zombie counts).
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that `pid` (> 0, checked above) exists; no memory involved.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Writes `port` to `path` atomically (a temporary file, then a rename).

@@ -68,7 +68,14 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     // `Ok(())` infer as they do in the test as written.
     let body = quote_spanned! {block.span()=>
         async fn __mcp_harness_test_body() #output #block
-        ::mcp_harness::run(__mcp_harness_test_body())
+        let __mcp_harness_out = ::mcp_harness::run(__mcp_harness_test_body());
+        {
+            // An `Err` keeps the run's server logs (a panic is seen by the panic hook).
+            #[allow(unused_imports)]
+            use ::mcp_harness::__private::{NoteOther as _, NoteResult as _};
+            (&::mcp_harness::__private::Outcome(&__mcp_harness_out)).note();
+        }
+        __mcp_harness_out
     };
     quote! {
         #[::core::prelude::v1::test]

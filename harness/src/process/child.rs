@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use super::logs::{log_paths, tail_of};
+use super::logs::{CappedLog, drain, log_paths, tail_of};
 use super::spawn::spawn_child;
 use super::{ServerSpec, watchdog};
 use crate::errors::{Error, Result};
@@ -52,8 +51,8 @@ fn signal_name(sig: i32) -> &'static str {
 pub(crate) struct ChildProcess {
     pub(crate) name: String,
     pub(crate) pid: u32,
-    pub(crate) stdout_log: Option<PathBuf>,
-    pub(crate) stderr_log: PathBuf,
+    stdout_log: Option<Arc<CappedLog>>,
+    stderr_log: Arc<CappedLog>,
     state: watch::Receiver<ChildState>,
     paused: Mutex<bool>,
 }
@@ -97,9 +96,15 @@ impl ChildProcess {
             command: spec.command_line(),
             source,
         };
-        let stderr_file = std::fs::File::create(&stderr_path).map_err(spawn_err)?;
+        let cap = spec.log_cap.unwrap_or_else(super::logs::default_cap);
+        let stderr_log = Arc::new(CappedLog::create(stderr_path, cap).map_err(spawn_err)?);
+        let stdout_log = if stdio_pipes {
+            None
+        } else {
+            Some(Arc::new(CappedLog::create(stdout_path, cap).map_err(spawn_err)?))
+        };
         let mut cmd = spec.command(port);
-        cmd.stderr(Stdio::from(stderr_file));
+        cmd.stderr(Stdio::piped());
         if stdio_pipes {
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         } else {
@@ -111,6 +116,10 @@ impl ChildProcess {
         let mut pipes = None;
         let mut lines_rx = None;
         let stdout = child.stdout.take();
+        let mut drains = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            drains.push(runtime::spawn(drain(stderr, stderr_log.clone(), None)));
+        }
         if stdio_pipes {
             match (child.stdin.take(), stdout) {
                 (Some(stdin), Some(stdout)) => pipes = Some(StdioPipes { stdin, stdout }),
@@ -120,28 +129,16 @@ impl ChildProcess {
                     )));
                 }
             }
-        } else if let Some(stdout) = stdout {
+        } else if let (Some(stdout), Some(log)) = (stdout, &stdout_log) {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             lines_rx = Some(rx);
-            let path = stdout_path.clone();
-            runtime::spawn(async move {
-                let Ok(mut file) = tokio::fs::File::create(&path).await else {
-                    return;
-                };
-                let mut lines = BufReader::new(stdout).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let _ = file.write_all(line.as_bytes()).await;
-                    let _ = file.write_all(b"\n").await;
-                    let _ = file.flush().await;
-                    let _ = tx.send(line);
-                }
-            });
+            drains.push(runtime::spawn(drain(stdout, log.clone(), Some(tx))));
         }
         let proc = Arc::new(ChildProcess {
             name: spec.name.clone(),
             pid,
-            stdout_log: (!stdio_pipes).then_some(stdout_path),
-            stderr_log: stderr_path,
+            stdout_log,
+            stderr_log,
             state: state_rx,
             paused: Mutex::new(false),
         });
@@ -155,6 +152,13 @@ impl ChildProcess {
                 unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
                 watchdog::forget(pid);
             }
+            // Whoever learns of the exit reads the logs next: let the last output land first
+            // (bounded: a process outside the group may still hold the pipes).
+            let _ = runtime::timeout(
+                Duration::from_secs(1),
+                futures::future::join_all(drains),
+            )
+            .await;
             let _ = state_tx.send(ChildState::Exited(describe_status(&status)));
         });
         runtime::at_exit(
@@ -199,10 +203,17 @@ impl ChildProcess {
         }
     }
 
+    /// Where its stderr goes.
+    pub(crate) fn stderr_path(&self) -> &Path {
+        self.stderr_log.path()
+    }
+
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        let mut out = tail_of(&self.stderr_log, lines);
-        if let Some(p) = &self.stdout_log {
-            let t = tail_of(p, lines);
+        self.stderr_log.flush();
+        let mut out = tail_of(self.stderr_log.path(), lines);
+        if let Some(log) = &self.stdout_log {
+            log.flush();
+            let t = tail_of(log.path(), lines);
             if !t.is_empty() {
                 if !out.is_empty() {
                     out.push('\n');
@@ -214,10 +225,15 @@ impl ChildProcess {
     }
 
     pub(crate) fn logs(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let read = |log: &CappedLog| {
+            log.flush();
+            std::fs::read(log.path())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
         let mut s = String::new();
-        if let Some(p) = &self.stdout_log {
-            s.push_str(&read(p));
+        if let Some(log) = &self.stdout_log {
+            s.push_str(&read(log));
         }
         s.push_str(&read(&self.stderr_log));
         s
@@ -337,7 +353,7 @@ pub(crate) fn print_log_tails_for_failure() {
         eprintln!(
             "---- mcp-harness: {} (logs: {}) ----\n{}",
             c.describe(),
-            c.stderr_log.display(),
+            c.stderr_path().display(),
             if tail.is_empty() {
                 "(no output)"
             } else {

@@ -53,13 +53,23 @@ fn parse_ready_line(line: &str) -> Option<String> {
     v.get("url")?.as_str().map(str::to_owned)
 }
 
+/// `host:port` of a url, ready for a TCP connect (IPv6 literals keep their brackets; a port
+/// left implicit is the scheme's default).
+pub(crate) fn host_port(url: &str) -> std::result::Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a url: {e}"))?;
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => return Err(format!("`{url}` names no host")),
+    };
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| format!("`{url}` names no port and its scheme has no default"))?;
+    Ok(format!("{host}:{port}"))
+}
+
 pub(super) async fn tcp_probe(url: &str) -> std::result::Result<(), String> {
-    let hostport = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .ok_or_else(|| format!("cannot find host:port in {url}"))?
-        .to_owned();
+    let hostport = host_port(url)?;
     tokio::net::TcpStream::connect(&hostport)
         .await
         .map(|_| ())
@@ -89,5 +99,33 @@ where
         }
         runtime::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::server::port_of;
+    use super::host_port;
+
+    #[test]
+    fn a_url_without_a_port_uses_its_schemes_default() {
+        assert_eq!(port_of("http://example.test/mcp"), Some(80));
+        assert_eq!(port_of("https://example.test/mcp"), Some(443));
+        assert_eq!(host_port("https://example.test/mcp").unwrap(), "example.test:443");
+    }
+
+    #[test]
+    fn ipv6_literals_keep_their_brackets_and_port() {
+        assert_eq!(port_of("http://[::1]:8080/mcp"), Some(8080));
+        assert_eq!(port_of("http://[::1]/mcp"), Some(80));
+        assert_eq!(host_port("http://[::1]:8080/mcp").unwrap(), "[::1]:8080");
+        assert_eq!(host_port("http://[::1]/mcp").unwrap(), "[::1]:80");
+    }
+
+    #[test]
+    fn an_explicit_port_wins_and_non_urls_are_refused() {
+        assert_eq!(port_of("http://127.0.0.1:4000/mcp?x=1:2"), Some(4000));
+        assert_eq!(port_of("127.0.0.1:4000"), None);
+        assert!(host_port("not a url").unwrap_err().contains("not a url"));
     }
 }

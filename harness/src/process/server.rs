@@ -62,7 +62,9 @@ impl Server {
             });
         }
         let (child, url) = start_child(&spec, port, probe).await?;
-        let port = port_of(&url);
+        // A restart binds the port the first start reported, even when the url leaves it
+        // implicit (`http://host/mcp` is port 80).
+        let port = port_of(&url).unwrap_or(port);
         Ok(Server {
             inner: Arc::new(ServerInner {
                 spec,
@@ -174,13 +176,10 @@ impl Server {
     }
 }
 
-fn port_of(url: &str) -> u16 {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|hostport| hostport.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+/// The port a url names, explicitly or by its scheme's default (`None` when it names neither,
+/// or is not a url).
+pub(crate) fn port_of(url: &str) -> Option<u16> {
+    url::Url::parse(url).ok()?.port_or_known_default()
 }
 
 async fn start_child(

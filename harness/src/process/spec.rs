@@ -84,6 +84,7 @@ pub struct ServerSpec {
     pub(crate) readiness: Readiness,
     pub(crate) startup_timeout: Duration,
     pub(crate) stop_grace: Duration,
+    pub(crate) log_cap: Option<u64>,
 }
 
 /// Environment values are never shown: they carry secrets (JWT keys, bearer tokens, OAuth
@@ -109,6 +110,7 @@ impl fmt::Debug for ServerSpec {
             .field("readiness", &self.readiness)
             .field("startup_timeout", &self.startup_timeout)
             .field("stop_grace", &self.stop_grace)
+            .field("log_cap", &self.log_cap)
             .finish()
     }
 }
@@ -128,6 +130,7 @@ impl ServerSpec {
             readiness: Readiness::McpInitialize,
             startup_timeout: Duration::from_secs(15),
             stop_grace: Duration::from_secs(2),
+            log_cap: None,
         }
     }
 
@@ -195,6 +198,19 @@ impl ServerSpec {
     /// Sets how long a stop waits after SIGTERM before SIGKILL (default 2 s).
     pub fn stop_grace(mut self, d: Duration) -> Self {
         self.stop_grace = d;
+        self
+    }
+
+    /// Caps each of its log files (stdout, stderr) at `bytes`: the first quarter and the last
+    /// three quarters are kept, a marker line says how much was cut between them. Default:
+    /// `MCP_HARNESS_LOG_CAP` (`4096`, `64K`, `8M`, ...), else 8 MiB.
+    ///
+    /// ```
+    /// let spec = mcp_harness::ServerSpec::new("chatty", "my-server").log_cap(1 << 20);
+    /// # let _ = spec;
+    /// ```
+    pub fn log_cap(mut self, bytes: u64) -> Self {
+        self.log_cap = Some(bytes);
         self
     }
 

@@ -18,43 +18,33 @@ use super::provider::{Grant, Provider, oauth_error};
 /// How long an authorization code stays valid.
 const CODE_TTL: Duration = Duration::from_secs(60);
 
-fn is_loopback_host(host: &str) -> bool {
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
-/// Splits `http://host:port/path?query` into (scheme, host, port, rest).
-fn split_url(url: &str) -> Option<(&str, &str, Option<&str>, &str)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
-        let end = stripped.find(']')?;
-        let host = &authority[..end + 2];
-        let port = authority[end + 2..].strip_prefix(':');
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    Some((scheme, host, port, path))
-}
-
-/// Exact match, or for loopback redirect URIs a match on everything but the port.
+/// Exact match, or for loopback `http` redirect URIs a match on everything but the port
+/// (RFC 8252 7.3: native clients listen on whatever port they got).
 fn redirect_allowed(registered: &[String], given: &str) -> bool {
+    let Ok(given_url) = url::Url::parse(given) else {
+        return false;
+    };
     registered.iter().any(|r| {
         if r == given {
             return true;
         }
-        match (split_url(r), split_url(given)) {
-            (Some((s1, h1, _, p1)), Some((s2, h2, _, p2))) => {
-                s1 == "http" && s1 == s2 && is_loopback_host(h1) && h1 == h2 && p1 == p2
-            }
-            _ => false,
+        let Ok(mut r) = url::Url::parse(r) else {
+            return false;
+        };
+        if r.scheme() != "http" || given_url.scheme() != "http" || !is_loopback(&r) {
+            return false;
         }
+        // Compare with the registered port replaced by the given one.
+        r.set_port(given_url.port()).is_ok() && r == given_url
     })
 }
 
@@ -70,29 +60,16 @@ pub(super) struct AuthorizeQuery {
     resource: Option<String>,
 }
 
+/// `base` with `params` appended to its query (form-urlencoded), keeping what it has.
 fn with_query(base: &str, params: &[(&str, &str)]) -> String {
-    let mut out = base.to_owned();
-    let mut sep = if base.contains('?') { '&' } else { '?' };
-    for (k, v) in params {
-        out.push(sep);
-        out.push_str(k);
-        out.push('=');
-        out.push_str(&form_urlencoded_value(v));
-        sep = '&';
-    }
-    out
-}
-
-fn form_urlencoded_value(v: &str) -> String {
-    let mut s = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
+    match url::Url::parse(base) {
+        Ok(mut u) => {
+            u.query_pairs_mut().extend_pairs(params);
+            u.into()
         }
+        // Registered redirect URIs were parsed at registration; keep the old behaviour anyway.
+        Err(_) => base.to_owned(),
     }
-    s
 }
 
 fn redirect(location: &str) -> Response {
@@ -204,4 +181,55 @@ pub(super) async fn authorize(
     }
     params.push(("iss", iss.as_str()));
     redirect(&with_query(&redirect_uri, &params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(registered: &str, given: &str) -> bool {
+        redirect_allowed(&[registered.to_owned()], given)
+    }
+
+    #[test]
+    fn an_exact_redirect_uri_is_allowed() {
+        assert!(allowed(
+            "https://app.example/cb?x=1",
+            "https://app.example/cb?x=1"
+        ));
+    }
+
+    #[test]
+    fn a_loopback_redirect_uri_matches_on_any_port() {
+        assert!(allowed("http://127.0.0.1/callback", "http://127.0.0.1:4711/callback"));
+        assert!(allowed("http://127.0.0.1:1/callback", "http://127.0.0.1:4711/callback"));
+        assert!(allowed("http://[::1]/callback", "http://[::1]:4711/callback"));
+        assert!(allowed("http://localhost:80/cb", "http://localhost:9/cb"));
+    }
+
+    #[test]
+    fn anything_but_the_loopback_port_must_match() {
+        // Another path, query, host or scheme.
+        assert!(!allowed("http://127.0.0.1/callback", "http://127.0.0.1:4711/other"));
+        assert!(!allowed("http://127.0.0.1/cb?a=1", "http://127.0.0.1:4711/cb?a=2"));
+        assert!(!allowed("http://127.0.0.1/cb", "http://127.0.0.2.evil.example:4711/cb"));
+        assert!(!allowed("http://127.0.0.1/cb", "https://127.0.0.1:4711/cb"));
+        // Not loopback: the port is part of the match.
+        assert!(!allowed("http://app.example/cb", "http://app.example:8080/cb"));
+        // Userinfo cannot smuggle another host past the check.
+        assert!(!allowed("http://127.0.0.1/cb", "http://127.0.0.1@evil.example:80/cb"));
+        assert!(!allowed("http://127.0.0.1/cb", "not a url"));
+    }
+
+    #[test]
+    fn parameters_are_appended_form_urlencoded() {
+        assert_eq!(
+            with_query("http://127.0.0.1:9/cb", &[("code", "a b&c"), ("state", "s=1")]),
+            "http://127.0.0.1:9/cb?code=a+b%26c&state=s%3D1"
+        );
+        assert_eq!(
+            with_query("http://127.0.0.1:9/cb?keep=1", &[("code", "x")]),
+            "http://127.0.0.1:9/cb?keep=1&code=x"
+        );
+    }
 }

@@ -30,30 +30,12 @@ pub(super) struct TokenForm {
     scope: Option<String>,
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes one form-urlencoded value (RFC 6749 2.3.1 encodes the Basic credentials so).
+fn form_decode(s: &str) -> String {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Compares two secrets without an early exit on the first differing byte.
@@ -92,7 +74,7 @@ fn authenticate_client(
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| {
             s.split_once(':')
-                .map(|(id, secret)| (percent_decode(id), percent_decode(secret)))
+                .map(|(id, secret)| (form_decode(id), form_decode(secret)))
         });
     let (client_id, secret, used) = match (&basic, &form.client_id, &form.client_secret) {
         (Some((id, secret)), _, _) => (id.clone(), Some(secret.clone()), "client_secret_basic"),
