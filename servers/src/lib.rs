@@ -57,11 +57,11 @@ use std::{io::Write, time::Duration};
 
 use auth::gate;
 pub use auth::oauth::{OAuthClient, OAuthServerConfig};
-pub use lifecycle::pid_alive;
 pub use env::{
     BEARER_TOKENS_ENV, EVENT_LOG_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, OAUTH_CONFIG_ENV,
     SERVE_ENV, SUBJECT_ENV,
 };
+pub use lifecycle::pid_alive;
 pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
 use tokio_util::sync::CancellationToken;
 use transport::{http, sse, stdio};

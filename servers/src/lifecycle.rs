@@ -38,7 +38,9 @@ pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state is the first field after the parenthesised command name.
         Ok(stat) => !matches!(
-            stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()),
+            stat.rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next()),
             Some("Z" | "X")
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,

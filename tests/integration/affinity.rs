@@ -1,7 +1,7 @@
 //! Session affinity and ownership across workers, against real servers and a real
-//! `redis-server` (`../shared/POOL.md`, "Affinity and several workers"). Ownership concerns
-//! handshake-era upstreams, so those tests pin that era; the last ones show that a stateless
-//! upstream is served by any worker.
+//! `redis-server` (`harness/docs/pool.md`, "Affinity and ownership across workers"). Ownership
+//! concerns handshake-era upstreams, so those tests pin that era; the last ones show that a
+//! stateless upstream is served by any worker.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -73,9 +73,16 @@ struct Serve {
 
 impl Serve {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Serve {
+        // A network server: http unless the test names its transport.
+        let transport: &[&str] = if args.contains(&"--transport") {
+            &[]
+        } else {
+            &["--transport", "http"]
+        };
         let mut child = StdCommand::new(CLI)
             .arg("serve")
             .args(args)
+            .args(transport)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -337,18 +344,29 @@ fn serve_without_a_transport_speaks_only_json_rpc_on_stdio() {
     // The very first line on stdout is the answer: no READY line, no banner.
     let answer: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(answer["id"], 1, "{answer}");
-    assert_eq!(answer["result"]["serverInfo"]["name"], "fast-test", "{answer}");
+    assert_eq!(
+        answer["result"]["serverInfo"]["name"], "fast-test",
+        "{answer}"
+    );
     drop(stdin); // EOF stops a stdio server
     assert!(child.wait().unwrap().success());
 }
 
 #[test]
 fn serve_refuses_network_flags_for_a_stdio_server() {
-    for flags in [&["--port", "4000"][..], &["--auth", "jwt"], &["--transport", "stdio", "--stateless"]] {
+    for flags in [
+        &["--port", "4000"][..],
+        &["--auth", "jwt"],
+        &["--transport", "stdio", "--stateless"],
+    ] {
         let mut args = vec!["serve", "fast-test"];
         args.extend(flags);
         let r = run(&args).expect(USAGE);
-        assert!(r.stderr.contains("--transport http"), "{flags:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("--transport http"),
+            "{flags:?}: {}",
+            r.stderr
+        );
     }
 }
 

@@ -1,8 +1,13 @@
-//! The fixtures' config file: a bad file names the file, the line and the key.
+//! The fixtures' config file: a bad file names the file, the line and the key; any server it
+//! names (any language, over streamable HTTP too) is spawned on a port the harness picks or
+//! found where it prints its address.
 
 use std::path::Path;
+use std::process::Command;
 
 use mcp_harness_fixtures::{Config, ConfigError};
+
+use crate::support::{python_fixture, require_everything_server, require_python_sdk};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("/work/mcp-harness.toml"))
@@ -162,4 +167,193 @@ fn unknown_protocol_names_file_line_and_key() {
         message.contains("2026-7-28") && message.contains("auto, stateless, handshake"),
         "{message}"
     );
+}
+
+#[test]
+fn a_url_beside_a_command_and_an_address_pattern_are_checked() {
+    let ok = parse(
+        r#"
+[servers.ts]
+command = ["sh", "-c", "PORT={port} exec mcp-server-everything streamableHttp"]
+transport = "http"
+url = "http://127.0.0.1:{port}/mcp"
+
+[servers.py]
+command = ["python3", "server.py"]
+transport = "http"
+address_from = "Uvicorn running on http://127.0.0.1:{port}"
+"#,
+    )
+    .unwrap();
+    assert_eq!(
+        ok.servers["ts"].url.as_deref(),
+        Some("http://127.0.0.1:{port}/mcp")
+    );
+    assert_eq!(
+        ok.servers["py"].address_from.as_deref(),
+        Some("Uvicorn running on http://127.0.0.1:{port}")
+    );
+
+    // A url beside a command means streamable HTTP, unless the file says stdio.
+    let http =
+        parse("[servers.s]\ncommand = [\"x\"]\nurl = \"http://127.0.0.1:{port}/mcp\"\n").unwrap();
+    assert_eq!(
+        http.servers["s"].transport,
+        mcp_harness::Transport::StreamableHttp
+    );
+    let (_, key, msg) = invalid(
+        "[servers.s]\ncommand = [\"x\"]\ntransport = \"stdio\"\nurl = \"http://127.0.0.1:1/mcp\"\n",
+    );
+    assert_eq!(key, "servers.s.url");
+    assert!(msg.contains("stdio server has no url"), "{msg}");
+    let (_, key, msg) = invalid(
+        "[servers.s]\ncommand = [\"x\"]\ntransport = \"http\"\naddress_from = \"listening\"\n",
+    );
+    assert_eq!(key, "servers.s.address_from");
+    assert!(msg.contains("exactly one `{url}` or `{port}`"), "{msg}");
+    let (_, key, msg) =
+        invalid("[servers.s]\nurl = \"http://h/mcp\"\naddress_from = \"on {url}\"\n");
+    assert_eq!(key, "servers.s.address_from");
+    assert!(msg.contains("add `command`"), "{msg}");
+}
+
+/// Set by the parent tests: the configured client the child run connects.
+const CLIENT: &str = "MCP_HARNESS_TEST_CONFIG_CLIENT";
+
+/// Not a test on its own: the child run of the tests below (it does nothing without
+/// `MCP_HARNESS_TEST_CONFIG_CLIENT`). Connects the configured client, lists and calls `echo`,
+/// restarts the server when asked and checks that it came back on the same address.
+#[mcp_harness::test]
+#[ignore = "run as a child process by the config:: tests"]
+async fn child_run_with_a_configured_server() -> mcp_harness::Result<()> {
+    let Ok(name) = std::env::var(CLIENT) else {
+        return Ok(());
+    };
+    let session = mcp_harness_fixtures::try_client(&name).expect("the configured client connects");
+    let server = mcp_harness_fixtures::try_server(&session_server_name()).expect("its server");
+    let tools = session.list_tools().await?;
+    assert!(tools.iter().any(|t| t.name == "echo"), "{tools:?}");
+    let out = session
+        .call_tool("echo", serde_json::json!({"message": "hi", "text": "hi"}))
+        .await?;
+    assert!(mcp_harness::tool_text(&out).contains("hi"), "{out:?}");
+    let url = server.url().expect("an http server has a url").to_owned();
+    if std::env::var_os("MCP_HARNESS_TEST_RESTART").is_some() {
+        let process = server.process().expect("a spawned server");
+        let old_pid = process.pid();
+        process.restart().await?;
+        assert_ne!(process.pid(), old_pid);
+        assert_eq!(process.url(), url, "a restart keeps the address");
+        session.reconnect().await?;
+        session.list_tools().await?;
+    }
+    println!("CONFIG-CHILD-OK url={url}");
+    Ok(())
+}
+
+fn session_server_name() -> String {
+    std::env::var("MCP_HARNESS_TEST_CONFIG_SERVER").expect("the parent names the server")
+}
+
+/// Runs the child with `config` as its config file; returns whether it passed, and its output.
+fn child_run(config: &str, client: &str, server: &str, restart: bool) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp-harness.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "config::child_run_with_a_configured_server",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env("MCP_HARNESS_CONFIG", &path)
+    .env(CLIENT, client)
+    .env("MCP_HARNESS_TEST_CONFIG_SERVER", server);
+    if restart {
+        cmd.env("MCP_HARNESS_TEST_RESTART", "1");
+    }
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success() && text.contains("CONFIG-CHILD-OK"),
+        text,
+    )
+}
+
+fn child_passes(config: &str, client: &str, server: &str, restart: bool) -> String {
+    let (passed, text) = child_run(config, client, server, restart);
+    assert!(passed, "{text}");
+    text
+}
+
+#[test]
+fn a_configured_typescript_server_over_http_listens_on_a_port_the_harness_picks() {
+    require_everything_server();
+    // The server reads its port from PORT and prints nothing the harness could use: the url
+    // beside the command says where it will listen.
+    let out = child_passes(
+        r#"
+[servers.everything]
+command = ["sh", "-c", "PORT={port} exec mcp-server-everything streamableHttp"]
+transport = "http"
+url = "http://127.0.0.1:{port}/mcp"
+protocol = "2025-11-25"
+startup_timeout_ms = 60000
+
+[clients.tester]
+server = "everything"
+"#,
+        "tester",
+        "everything",
+        true,
+    );
+    assert!(!out.contains("url=http://127.0.0.1:0/"), "{out}");
+    assert!(!out.contains("url=http://127.0.0.1:{port}"), "{out}");
+}
+
+#[test]
+fn a_configured_python_server_that_chooses_its_port_is_found_by_its_output() {
+    require_python_sdk();
+    // Port 0: the server chooses; uvicorn says where on stderr.
+    child_passes(
+        &format!(
+            r#"
+[servers.python]
+command = ["python3", "{}", "streamable-http", "0"]
+transport = "http"
+address_from = "Uvicorn running on http://127.0.0.1:{{port}}"
+startup_timeout_ms = 60000
+
+[clients.tester]
+server = "python"
+"#,
+            python_fixture()
+        ),
+        "tester",
+        "python",
+        false,
+    );
+}
+
+#[test]
+fn a_configured_http_server_that_prints_no_address_is_named_with_what_to_write() {
+    require_everything_server();
+    let (passed, text) = child_run(
+        r#"
+[servers.everything]
+command = ["sh", "-c", "PORT={port} exec mcp-server-everything streamableHttp"]
+transport = "http"
+startup_timeout_ms = 3000
+
+[clients.tester]
+server = "everything"
+"#,
+        "tester",
+        "everything",
+        false,
+    );
+    assert!(!passed, "{text}");
+    assert!(text.contains("`url = ...` beside `command`"), "{text}");
 }

@@ -36,10 +36,14 @@ async fn child_run_with_a_noisy_server() -> mcp_harness::Result<()> {
     }
     let server = Server::start(spec).await?;
     // The READY line comes after all the noise; the stderr drain may still be behind it.
-    eventually("the last stderr line in the log", Duration::from_secs(10), || {
-        let logs = server.logs();
-        async move { logs.contains("LAST-STDERR-LINE").then_some(()) }
-    })
+    eventually(
+        "the last stderr line in the log",
+        Duration::from_secs(10),
+        || {
+            let logs = server.logs();
+            async move { logs.contains("LAST-STDERR-LINE").then_some(()) }
+        },
+    )
     .await;
     let logs = server.logs();
     assert!(logs.len() < 2 * CAP as usize + 400, "{} bytes", logs.len());
@@ -73,7 +77,8 @@ fn child_run(outcome: &str, extra_env: &[(&str, &str)]) -> (tempfile::TempDir, b
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         text.contains("1 passed") || text.contains("1 failed"),
         "the child run did not run its test:\n{text}"
@@ -118,8 +123,15 @@ fn a_failing_run_keeps_its_logs_capped_with_head_and_tail() {
         ] {
             let log = the_log(&folders[0], suffix);
             // 3 MB written, 64 KiB kept: a quarter at the head, the rest at the tail.
-            assert!(log.len() <= CAP as usize + 200, "{outcome}{suffix}: {} bytes", log.len());
-            assert!(log.starts_with(&fill.to_string().repeat(1000)), "{outcome}{suffix}");
+            assert!(
+                log.len() <= CAP as usize + 200,
+                "{outcome}{suffix}: {} bytes",
+                log.len()
+            );
+            assert!(
+                log.starts_with(&fill.to_string().repeat(1000)),
+                "{outcome}{suffix}"
+            );
             assert!(log.contains(last), "{outcome}{suffix}: the tail is kept");
             let marker = log
                 .lines()

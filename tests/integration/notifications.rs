@@ -1,5 +1,5 @@
 //! list_changed notifications from real upstream sessions become debounced refreshes per
-//! gateway (`../shared/POOL.md`, "Notifications"), in both protocol eras: the handshake era's
+//! gateway (`harness/docs/pool.md`, "Notifications"), in both protocol eras: the handshake era's
 //! GET stream per session, the stateless era's `subscriptions/listen` stream per pooled entry.
 
 use std::sync::Arc;

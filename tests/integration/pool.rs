@@ -1,4 +1,5 @@
-//! The session pool against real bundled servers (`../shared/POOL.md`), one test per behaviour.
+//! The session pool against real bundled servers (`harness/docs/pool.md`), one test per behaviour
+//! (`harness/docs/scenarios.md` lists them beside the reference pool's scenarios).
 //! Each test starts its own server so that server-side counts belong to it alone.
 //!
 //! The reference scenarios run in both protocol eras (`case_1_handshake`, `case_2_stateless`),

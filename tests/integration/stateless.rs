@@ -18,31 +18,9 @@ use mcp_harness::{
 use rstest::rstest;
 use serde_json::json;
 
-use crate::support::{call_text, pin};
+use crate::support::{call_text, pin, python_fixture, require_python_sdk};
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-fn fixture() -> String {
-    format!("{}/fixtures/python_server.py", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Fails, with how to install it, unless python3 has the `mcp` SDK at 2.3 or later (the
-/// first to serve 2026-07-28).
-fn require_python_sdk() {
-    let ok = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import importlib.metadata as m, sys; v = tuple(int(x) for x in \
-             m.version('mcp').split('.')[:2]); sys.exit(0 if (2, 3) <= v < (3, 0) else 1)",
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with the `mcp` SDK 2.3 or later (2.x) is needed: run scripts/setup.sh \
-         (pip install 'mcp>=2.3,<3')"
-    );
-}
 
 /// The Python fixture over `transport`: a stdio target, or a started HTTP server.
 async fn python(transport: Transport) -> (Target, Option<Server>) {
@@ -50,13 +28,13 @@ async fn python(transport: Transport) -> (Target, Option<Server>) {
     match transport {
         Transport::Stdio => (
             Target::Stdio(
-                ServerSpec::new("python-sdk", "python3").args([fixture(), "stdio".into()]),
+                ServerSpec::new("python-sdk", "python3").args([python_fixture(), "stdio".into()]),
             ),
             None,
         ),
         _ => {
             let spec = ServerSpec::new("python-sdk", "python3")
-                .args([fixture(), "streamable-http".into()])
+                .args([python_fixture(), "streamable-http".into()])
                 .transport(Transport::StreamableHttp)
                 .address(AddressSource::ReadyLine)
                 .readiness(Readiness::TcpConnect)

@@ -187,3 +187,41 @@ pub async fn bundled(kind: Bundled, transport: Transport) -> (Target, Option<Ser
         }
     }
 }
+
+/// The Python SDK test server (prints the harness's READY line, serves stdio, streamable HTTP
+/// or SSE).
+pub fn python_fixture() -> String {
+    format!("{}/fixtures/python_server.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails, with how to install it, unless python3 has the `mcp` SDK at 2.3 or later (the
+/// first to serve 2026-07-28).
+pub fn require_python_sdk() {
+    let ok = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.metadata as m, sys; v = tuple(int(x) for x in \
+             m.version('mcp').split('.')[:2]); sys.exit(0 if (2, 3) <= v < (3, 0) else 1)",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with the `mcp` SDK 2.3 or later (2.x) is needed: run scripts/setup.sh \
+         (pip install 'mcp>=2.3,<3')"
+    );
+}
+
+/// Fails, with how to install it, unless the TypeScript SDK's everything server is on PATH.
+pub fn require_everything_server() {
+    let ok = std::process::Command::new("sh")
+        .args(["-c", "command -v mcp-server-everything"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "mcp-server-everything is not installed: run scripts/setup.sh \
+         (npm install -g @modelcontextprotocol/server-everything)"
+    );
+}

@@ -80,14 +80,14 @@ pub(super) fn run(mut args: ServeArgs) -> u8 {
     } else {
         ServeTransport::Stdio
     });
-    if transport == ServeTransport::Stdio {
-        if let Some(flag) = network_only_flag(&args) {
-            eprintln!(
-                "mcp-harness serve: {flag} applies to a network server, and this one speaks stdio; \
+    if transport == ServeTransport::Stdio
+        && let Some(flag) = network_only_flag(&args)
+    {
+        eprintln!(
+            "mcp-harness serve: {flag} applies to a network server, and this one speaks stdio; \
                  add `--transport http` (or sse) to serve over the network"
-            );
-            return exit::USAGE;
-        }
+        );
+        return exit::USAGE;
     }
     if args.detach {
         return detach(args);
@@ -106,7 +106,10 @@ fn network_only_flag(args: &ServeArgs) -> Option<&'static str> {
         (!matches!(args.auth, AuthArg::None), "--auth"),
         (args.stateless, "--stateless"),
         (args.detach, "--detach"),
-        (args.host != std::net::IpAddr::from([127, 0, 0, 1]), "--host"),
+        (
+            args.host != std::net::IpAddr::from([127, 0, 0, 1]),
+            "--host",
+        ),
     ]
     .into_iter()
     .find_map(|(given, flag)| given.then_some(flag))

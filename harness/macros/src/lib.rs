@@ -68,6 +68,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     // `Ok(())` infer as they do in the test as written.
     let body = quote_spanned! {block.span()=>
         async fn __mcp_harness_test_body() #output #block
+        #[allow(clippy::let_unit_value)]
         let __mcp_harness_out = ::mcp_harness::run(__mcp_harness_test_body());
         {
             // An `Err` keeps the run's server logs (a panic is seen by the panic hook).

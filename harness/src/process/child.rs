@@ -101,7 +101,9 @@ impl ChildProcess {
         let stdout_log = if stdio_pipes {
             None
         } else {
-            Some(Arc::new(CappedLog::create(stdout_path, cap).map_err(spawn_err)?))
+            Some(Arc::new(
+                CappedLog::create(stdout_path, cap).map_err(spawn_err)?,
+            ))
         };
         let mut cmd = spec.command(port);
         cmd.stderr(Stdio::piped());
@@ -117,8 +119,19 @@ impl ChildProcess {
         let mut lines_rx = None;
         let stdout = child.stdout.take();
         let mut drains = Vec::new();
+        let stderr_lines = if stdio_pipes || !spec.reads_address_from_stderr() {
+            None
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            lines_rx = Some(rx);
+            Some(tx)
+        };
         if let Some(stderr) = child.stderr.take() {
-            drains.push(runtime::spawn(drain(stderr, stderr_log.clone(), None)));
+            drains.push(runtime::spawn(drain(
+                stderr,
+                stderr_log.clone(),
+                stderr_lines.clone(),
+            )));
         }
         if stdio_pipes {
             match (child.stdin.take(), stdout) {
@@ -130,8 +143,15 @@ impl ChildProcess {
                 }
             }
         } else if let (Some(stdout), Some(log)) = (stdout, &stdout_log) {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            lines_rx = Some(rx);
+            // Address discovery reads stdout (and stderr, for output patterns) lines.
+            let tx = match stderr_lines {
+                Some(tx) => tx,
+                None => {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    lines_rx = Some(rx);
+                    tx
+                }
+            };
             drains.push(runtime::spawn(drain(stdout, log.clone(), Some(tx))));
         }
         let proc = Arc::new(ChildProcess {
@@ -154,11 +174,8 @@ impl ChildProcess {
             }
             // Whoever learns of the exit reads the logs next: let the last output land first
             // (bounded: a process outside the group may still hold the pipes).
-            let _ = runtime::timeout(
-                Duration::from_secs(1),
-                futures::future::join_all(drains),
-            )
-            .await;
+            let _ =
+                runtime::timeout(Duration::from_secs(1), futures::future::join_all(drains)).await;
             let _ = state_tx.send(ChildState::Exited(describe_status(&status)));
         });
         runtime::at_exit(

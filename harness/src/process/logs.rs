@@ -120,7 +120,11 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
         None => (s, ""),
     };
     let n: u64 = digits.parse().ok()?;
-    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
         "" => 0,
         "K" => 10,
         "M" => 20,

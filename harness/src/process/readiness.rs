@@ -14,16 +14,29 @@ pub(crate) type McpProbe =
     fn(String, Transport) -> BoxFuture<'static, std::result::Result<(), String>>;
 pub(super) async fn discover_address(
     spec: &ServerSpec,
+    port: u16,
     mut lines: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 ) -> Option<String> {
     match &spec.address {
-        AddressSource::Fixed(url) => Some(url.clone()),
-        AddressSource::ReadyLine | AddressSource::StdoutMatch(_) => {
+        AddressSource::Fixed(url) => Some(url.replace("{port}", &port.to_string())),
+        AddressSource::ReadyLine
+        | AddressSource::StdoutMatch(_)
+        | AddressSource::OutputPattern { .. } => {
             let lines = lines.as_mut()?;
             while let Some(line) = lines.recv().await {
                 let found = match &spec.address {
                     AddressSource::ReadyLine => parse_ready_line(&line),
                     AddressSource::StdoutMatch(f) => f(&line),
+                    AddressSource::OutputPattern {
+                        pattern,
+                        url_template,
+                    } => match_output(pattern, &line).map(|found| match found {
+                        Found::Url(url) => url,
+                        Found::Port(p) => url_template
+                            .clone()
+                            .unwrap_or_else(|| default_url_template(spec.transport))
+                            .replace("{port}", &p.to_string()),
+                    }),
                     _ => None,
                 };
                 if found.is_some() {
@@ -42,6 +55,55 @@ pub(super) async fn discover_address(
             runtime::sleep(Duration::from_millis(10)).await;
         },
     }
+}
+
+/// What an output pattern found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    Url(String),
+    Port(u16),
+}
+
+fn default_url_template(transport: Transport) -> String {
+    match transport {
+        Transport::Sse => "http://127.0.0.1:{port}/sse".into(),
+        _ => "http://127.0.0.1:{port}/mcp".into(),
+    }
+}
+
+/// Matches one line against a pattern with one `{url}` or `{port}` placeholder.
+pub(crate) fn match_output(pattern: &str, line: &str) -> Option<Found> {
+    let (placeholder, at) = ["{url}", "{port}"]
+        .into_iter()
+        .find_map(|p| pattern.find(p).map(|at| (p, at)))?;
+    let (before, after) = (&pattern[..at], &pattern[at + placeholder.len()..]);
+    let start = line.find(before)? + before.len();
+    let rest = &line[start..];
+    let value = match placeholder {
+        "{port}" => {
+            let digits: &str = &rest[..rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len())];
+            if !rest[digits.len()..].starts_with(after) {
+                return None;
+            }
+            return digits
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .map(Found::Port);
+        }
+        _ => {
+            let end = if after.is_empty() {
+                rest.find(char::is_whitespace).unwrap_or(rest.len())
+            } else {
+                rest.find(after)?
+            };
+            &rest[..end]
+        }
+    };
+    let value = value.trim_end_matches(['.', ',', ';', ')']);
+    (value.contains("://")).then(|| Found::Url(value.to_owned()))
 }
 
 /// The prefix of the line a bundled server prints when it is ready.
@@ -111,7 +173,10 @@ mod tests {
     fn a_url_without_a_port_uses_its_schemes_default() {
         assert_eq!(port_of("http://example.test/mcp"), Some(80));
         assert_eq!(port_of("https://example.test/mcp"), Some(443));
-        assert_eq!(host_port("https://example.test/mcp").unwrap(), "example.test:443");
+        assert_eq!(
+            host_port("https://example.test/mcp").unwrap(),
+            "example.test:443"
+        );
     }
 
     #[test]
@@ -120,6 +185,38 @@ mod tests {
         assert_eq!(port_of("http://[::1]/mcp"), Some(80));
         assert_eq!(host_port("http://[::1]:8080/mcp").unwrap(), "[::1]:8080");
         assert_eq!(host_port("http://[::1]/mcp").unwrap(), "[::1]:80");
+    }
+
+    #[test]
+    fn output_patterns_find_a_url_or_a_port() {
+        use super::{Found, match_output};
+        let url = |s: &str| Some(Found::Url(s.into()));
+        assert_eq!(
+            match_output(
+                "Uvicorn running on {url}",
+                "INFO:     Uvicorn running on http://127.0.0.1:8000 (Press CTRL+C to quit)"
+            ),
+            url("http://127.0.0.1:8000")
+        );
+        assert_eq!(
+            match_output("listening on {url}.", "listening on http://[::1]:9/mcp."),
+            url("http://[::1]:9/mcp")
+        );
+        assert_eq!(
+            match_output(
+                "listening on port {port}",
+                "MCP server listening on port 3001"
+            ),
+            Some(Found::Port(3001))
+        );
+        // Port 0 is not an address, nor is a port with the wrong text after it.
+        assert_eq!(
+            match_output("listening on port {port}", "listening on port 0"),
+            None
+        );
+        assert_eq!(match_output("port {port} ok", "port 3001 failed"), None);
+        assert_eq!(match_output("running on {url}", "running on stdio"), None);
+        assert_eq!(match_output("no placeholder", "no placeholder"), None);
     }
 
     #[test]

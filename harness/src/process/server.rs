@@ -54,14 +54,46 @@ impl Server {
     /// Starts a network server with `{port}` set to `port` on its first start, probing its
     /// readiness with `probe` (the public `start` functions live in the session layer, which
     /// hands in the MCP probe).
-    pub(crate) async fn launch(spec: ServerSpec, port: u16, probe: McpProbe) -> Result<Server> {
+    ///
+    /// With `port` `None`, `{port}` is 0 when the server reports its address, else a free port
+    /// picked here (picked again, up to three times, when the process exits before it is ready:
+    /// another process may have taken the port in between).
+    pub(crate) async fn launch(
+        spec: ServerSpec,
+        port: Option<u16>,
+        probe: McpProbe,
+    ) -> Result<Server> {
         if spec.transport == Transport::Stdio {
             return Err(Error::Invalid {
                 what: format!("server `{}`", spec.name),
                 reason: "a stdio server is started by each session; connect with `Session::builder(Target::Stdio(spec))` instead of `Server::start`".into(),
             });
         }
-        let (child, url) = start_child(&spec, port, probe).await?;
+        let (child, url, port) = match port {
+            Some(port) => {
+                let (child, url) = start_child(&spec, port, probe).await?;
+                (child, url, port)
+            }
+            None if spec.harness_picks_port() => {
+                let mut attempt = 1;
+                loop {
+                    let port = free_port().map_err(|source| Error::Spawn {
+                        server: spec.name.clone(),
+                        command: spec.command_line(),
+                        source,
+                    })?;
+                    match start_child(&spec, port, probe).await {
+                        Ok((child, url)) => break (child, url, port),
+                        Err(Error::ExitedEarly { .. }) if attempt < 3 => attempt += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            None => {
+                let (child, url) = start_child(&spec, 0, probe).await?;
+                (child, url, 0)
+            }
+        };
         // A restart binds the port the first start reported, even when the url leaves it
         // implicit (`http://host/mcp` is port 80).
         let port = port_of(&url).unwrap_or(port);
@@ -176,6 +208,37 @@ impl Server {
     }
 }
 
+/// What address discovery waited for, with what to do when a server does not do it.
+fn waiting_for_address(spec: &ServerSpec) -> String {
+    match &spec.address {
+        super::AddressSource::ReadyLine => format!(
+            "its address: a `{}{{\"url\": ...}}` line on stdout, which only servers written for \
+             mcp-harness print; for any other server say where it listens (`ServerSpec::url(\"http://127.0.0.1:{{port}}/mcp\")` \
+             or `url = ...` beside `command` in the config file, with `{{port}}` passed to the server) \
+             or where it prints its address (`address_from_output` / `address_from`)",
+            super::READY_PREFIX
+        ),
+        super::AddressSource::StdoutMatch(_) => {
+            "its address: a stdout line the url matcher accepts".into()
+        }
+        super::AddressSource::OutputPattern { pattern, .. } => {
+            format!("its address: a line of stdout or stderr matching `{pattern}`")
+        }
+        super::AddressSource::PortFile { path, .. } => {
+            format!("its address: a port in {}", path.display())
+        }
+        super::AddressSource::Fixed(url) => format!("its address {url}"),
+    }
+}
+
+/// A port free right now on the loopback interface (bound and released at once: the server
+/// binds it next).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
 /// The port a url names, explicitly or by its scheme's default (`None` when it names neither,
 /// or is not a url).
 pub(crate) fn port_of(url: &str) -> Option<u16> {
@@ -205,7 +268,7 @@ async fn start_child(
         status,
         log_tail: child.log_tail(20),
     };
-    let address = async { discover_address(spec, lines).await };
+    let address = async { discover_address(spec, port, lines).await };
     let url = tokio::select! {
         url = runtime::timeout(deadline, address) => match url {
             Ok(Some(url)) => url,
@@ -218,7 +281,7 @@ async fn start_child(
             }
             Err(_) => {
                 child.stop(Duration::from_millis(200)).await;
-                return Err(not_ready(&child, "its address"));
+                return Err(not_ready(&child, &waiting_for_address(spec)));
             }
         },
         status = child.exited() => {

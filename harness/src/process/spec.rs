@@ -26,8 +26,20 @@ pub enum AddressSource {
         /// For example `http://127.0.0.1:{port}/mcp`.
         url_template: String,
     },
-    /// The address is known in advance.
+    /// The address is known in advance. `{port}` in it (and in the arguments and environment)
+    /// is a free port the harness picks before the first start, the same one on restarts:
+    /// `http://127.0.0.1:{port}/mcp`.
     Fixed(String),
+    /// A line of the server's stdout or stderr that matches `pattern` gives the address.
+    /// The pattern is literal text with one placeholder: `{url}` takes the url as printed
+    /// (up to the next space or the text after the placeholder), `{port}` takes a port, put
+    /// into `url_template` (default `http://127.0.0.1:{port}/mcp`, `/sse` for SSE).
+    OutputPattern {
+        /// For example `listening on port {port}` or `Uvicorn running on {url}`.
+        pattern: String,
+        /// Where a matched port goes.
+        url_template: Option<String>,
+    },
 }
 
 impl fmt::Debug for AddressSource {
@@ -41,6 +53,14 @@ impl fmt::Debug for AddressSource {
                 .field("url_template", url_template)
                 .finish(),
             AddressSource::Fixed(u) => f.debug_tuple("Fixed").field(u).finish(),
+            AddressSource::OutputPattern {
+                pattern,
+                url_template,
+            } => f
+                .debug_struct("OutputPattern")
+                .field("pattern", pattern)
+                .field("url_template", url_template)
+                .finish(),
         }
     }
 }
@@ -59,9 +79,12 @@ pub enum Readiness {
 
 /// How to start a server: any program, in any language.
 ///
-/// `{port}` in arguments and environment values is replaced by the port to use: `0` on the first
-/// start (the server picks one and reports it), the port it reported on a restart (so a restart
-/// keeps the address).
+/// `{port}` in arguments, environment values and the url is replaced by the port to use. When
+/// the server reports its own address (the `MCP_HARNESS_READY` line of the bundled servers, a
+/// stdout match, a port file) it is `0` on the first start, so the server picks one; when the
+/// harness must know the address in advance ([`ServerSpec::url`]) or reads only a port from the
+/// output ([`ServerSpec::address_from_output`]), it is a free port the harness picks. A restart
+/// uses the port of the first start, so the address stays the same.
 ///
 /// ```
 /// use mcp_harness::{ServerSpec, Transport};
@@ -173,6 +196,56 @@ impl ServerSpec {
     pub fn address(mut self, source: AddressSource) -> Self {
         self.address = source;
         self
+    }
+
+    /// The server will listen at `url`; `{port}` in it (and in the arguments and environment)
+    /// is a free port the harness picks.
+    ///
+    /// ```
+    /// use mcp_harness::{ServerSpec, Transport};
+    /// let spec = ServerSpec::new("everything", "node")
+    ///     .args(["dist/index.js", "streamableHttp"])
+    ///     .env("PORT", "{port}")
+    ///     .transport(Transport::StreamableHttp)
+    ///     .url("http://127.0.0.1:{port}/mcp");
+    /// # let _ = spec;
+    /// ```
+    pub fn url(self, url: impl Into<String>) -> Self {
+        self.address(AddressSource::Fixed(url.into()))
+    }
+
+    /// Learns the address from the first line of stdout or stderr matching `pattern`: literal
+    /// text with `{url}` (the url as printed) or `{port}` (the url is then
+    /// `http://127.0.0.1:{port}/mcp`, `/sse` for SSE) in it. See [`AddressSource::OutputPattern`].
+    ///
+    /// ```
+    /// use mcp_harness::{ServerSpec, Transport};
+    /// let spec = ServerSpec::new("uvicorn-app", "python3")
+    ///     .args(["-m", "my_app"])
+    ///     .transport(Transport::StreamableHttp)
+    ///     .address_from_output("Uvicorn running on {url}");
+    /// # let _ = spec;
+    /// ```
+    pub fn address_from_output(self, pattern: impl Into<String>) -> Self {
+        self.address(AddressSource::OutputPattern {
+            pattern: pattern.into(),
+            url_template: None,
+        })
+    }
+
+    /// Whether the harness picks `{port}` before the first start (the address is not reported
+    /// by the server as a whole url).
+    pub(crate) fn harness_picks_port(&self) -> bool {
+        match &self.address {
+            AddressSource::Fixed(url) => url.contains("{port}"),
+            AddressSource::OutputPattern { pattern, .. } => pattern.contains("{port}"),
+            _ => false,
+        }
+    }
+
+    /// Whether stderr lines count for address discovery too.
+    pub(crate) fn reads_address_from_stderr(&self) -> bool {
+        matches!(self.address, AddressSource::OutputPattern { .. })
     }
 
     /// Learns the url from the first stdout line for which `f` returns `Some`.

@@ -31,11 +31,11 @@ impl Server {
     ///
     /// [`Readiness`]: crate::Readiness
     pub async fn start(spec: ServerSpec) -> Result<Server> {
-        Server::start_on_port(spec, 0).await
+        Server::launch(spec, None, probe_initialize).await
     }
 
-    /// Starts a network server with `{port}` set to `port` (instead of 0) on its first start.
+    /// Starts a network server with `{port}` set to `port` on its first start.
     pub async fn start_on_port(spec: ServerSpec, port: u16) -> Result<Server> {
-        Server::launch(spec, port, probe_initialize).await
+        Server::launch(spec, Some(port), probe_initialize).await
     }
 }

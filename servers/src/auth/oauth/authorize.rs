@@ -201,30 +201,57 @@ mod tests {
 
     #[test]
     fn a_loopback_redirect_uri_matches_on_any_port() {
-        assert!(allowed("http://127.0.0.1/callback", "http://127.0.0.1:4711/callback"));
-        assert!(allowed("http://127.0.0.1:1/callback", "http://127.0.0.1:4711/callback"));
-        assert!(allowed("http://[::1]/callback", "http://[::1]:4711/callback"));
+        assert!(allowed(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:4711/callback"
+        ));
+        assert!(allowed(
+            "http://127.0.0.1:1/callback",
+            "http://127.0.0.1:4711/callback"
+        ));
+        assert!(allowed(
+            "http://[::1]/callback",
+            "http://[::1]:4711/callback"
+        ));
         assert!(allowed("http://localhost:80/cb", "http://localhost:9/cb"));
     }
 
     #[test]
     fn anything_but_the_loopback_port_must_match() {
         // Another path, query, host or scheme.
-        assert!(!allowed("http://127.0.0.1/callback", "http://127.0.0.1:4711/other"));
-        assert!(!allowed("http://127.0.0.1/cb?a=1", "http://127.0.0.1:4711/cb?a=2"));
-        assert!(!allowed("http://127.0.0.1/cb", "http://127.0.0.2.evil.example:4711/cb"));
+        assert!(!allowed(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:4711/other"
+        ));
+        assert!(!allowed(
+            "http://127.0.0.1/cb?a=1",
+            "http://127.0.0.1:4711/cb?a=2"
+        ));
+        assert!(!allowed(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.2.evil.example:4711/cb"
+        ));
         assert!(!allowed("http://127.0.0.1/cb", "https://127.0.0.1:4711/cb"));
         // Not loopback: the port is part of the match.
-        assert!(!allowed("http://app.example/cb", "http://app.example:8080/cb"));
+        assert!(!allowed(
+            "http://app.example/cb",
+            "http://app.example:8080/cb"
+        ));
         // Userinfo cannot smuggle another host past the check.
-        assert!(!allowed("http://127.0.0.1/cb", "http://127.0.0.1@evil.example:80/cb"));
+        assert!(!allowed(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1@evil.example:80/cb"
+        ));
         assert!(!allowed("http://127.0.0.1/cb", "not a url"));
     }
 
     #[test]
     fn parameters_are_appended_form_urlencoded() {
         assert_eq!(
-            with_query("http://127.0.0.1:9/cb", &[("code", "a b&c"), ("state", "s=1")]),
+            with_query(
+                "http://127.0.0.1:9/cb",
+                &[("code", "a b&c"), ("state", "s=1")]
+            ),
             "http://127.0.0.1:9/cb?code=a+b%26c&state=s%3D1"
         );
         assert_eq!(
