@@ -74,6 +74,7 @@ pub struct BundledServer {
     subject: Option<String>,
     event_log: Option<PathBuf>,
     watch_pid: Option<u32>,
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl BundledServer {
@@ -87,6 +88,7 @@ impl BundledServer {
             subject: None,
             event_log: None,
             watch_pid: None,
+            tls: None,
         }
     }
 
@@ -115,6 +117,21 @@ impl BundledServer {
         self
     }
 
+    /// Serves https (streamable HTTP or SSE) with this certificate chain and key, PEM files.
+    /// Clients trust its CA through [`trust_ca_file`](crate::trust_ca_file).
+    ///
+    /// ```
+    /// use mcp_harness::{Bundled, BundledServer, Transport};
+    /// let spec = BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)
+    ///     .tls("server.pem", "server.key")
+    ///     .spec();
+    /// # let _ = spec;
+    /// ```
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = Some((cert.into(), key.into()));
+        self
+    }
+
     /// Makes the server exit when this pid is gone (for servers shared across processes).
     pub fn watch_pid(mut self, pid: u32) -> Self {
         self.watch_pid = Some(pid);
@@ -139,6 +156,13 @@ impl BundledServer {
             BundledAuth::Jwt(_) | BundledAuth::JwtRs256(_) => mcp_harness_servers::AuthMode::Jwt,
             BundledAuth::OAuth(_) => mcp_harness_servers::AuthMode::OAuth,
         };
+        opts.tls = self
+            .tls
+            .as_ref()
+            .map(|(cert, key)| mcp_harness_servers::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
         opts.port = 0;
         // The port goes through `{port}` so that a restart reuses the address it reported.
         let json = serde_json::to_string(&opts)

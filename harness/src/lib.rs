@@ -44,6 +44,9 @@ mod run;
 mod runtime;
 mod secret;
 mod session;
+#[cfg(feature = "test-ca")]
+mod test_ca;
+mod tls;
 mod transport;
 
 pub use auth::{
@@ -80,6 +83,9 @@ pub use session::{
     ClientAnswers, ElicitationAnswer, Era, Listing, LogLevel, Notifications, PROTOCOL_ENV,
     Protocol, Session, SessionBuilder, Target, close_all_sessions, tool_text,
 };
+#[cfg(feature = "test-ca")]
+pub use test_ca::{ServerCert, TestCa};
+pub use tls::trust_ca_file;
 pub use transport::Transport;
 
 /// The `rmcp` crate this harness is built on (model types such as `CallToolResult`).
@@ -98,12 +104,14 @@ mod layering {
 
     /// Each top-level module (a file or a folder under `src/`) and the modules it may name.
     const ALLOWED: &[(&str, &[&str])] = &[
-        ("runtime", &[]),
+        ("runtime", &["tls"]),
         ("errors", &[]),
         ("secret", &[]),
         ("transport", &["errors"]),
+        ("tls", &["errors"]),
+        ("test_ca", &["errors"]),
         ("process", &["runtime", "transport", "errors"]),
-        ("auth", &["runtime", "transport", "errors", "secret"]),
+        ("auth", &["runtime", "transport", "errors", "secret", "tls"]),
         ("bundled", &["process", "transport", "secret"]),
         (
             "session",
@@ -114,6 +122,7 @@ mod layering {
                 "transport",
                 "errors",
                 "secret",
+                "tls",
             ],
         ),
         (

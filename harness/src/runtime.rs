@@ -3,7 +3,7 @@
 //! Owner tasks, server watchers and background work live here, never on a test's own runtime,
 //! so nothing dies with the `#[tokio::test]` that happened to create it.
 //!
-//! The bottom layer: it imports nothing of ours. The layers above register what must happen at
+//! The bottom layer: it imports nothing of ours but `tls` (to give the process a TLS provider). The layers above register what must happen at
 //! exit ([`at_exit`]): the session layer closes sessions, the process layer stops servers.
 
 use std::future::Future;
@@ -21,6 +21,8 @@ pub(crate) fn handle() -> &'static Handle {
         .get_or_init(|| {
             // Whoever uses the runtime gets the exit hook linked into their binary.
             std::hint::black_box(&RUN_EXIT_STEPS);
+            // Any reqwest client built from here on (in a test body, in rmcp) can do https.
+            crate::tls::install_default_provider();
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_threads())
                 .thread_name(WORKER_NAME)

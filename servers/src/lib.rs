@@ -62,7 +62,9 @@ pub use env::{
     SERVE_ENV, SUBJECT_ENV,
 };
 pub use lifecycle::pid_alive;
-pub use options::{AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, Transport};
+pub use options::{
+    AuthMode, Bundled, ParseNameError, ServeError, ServeOptions, TlsFiles, Transport,
+};
 use tokio_util::sync::CancellationToken;
 use transport::{http, sse, stdio};
 
@@ -227,8 +229,13 @@ pub async fn serve_http_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(transport::tls::acceptor)
+        .transpose()?;
     let app = http::build_app(&opts, bundled::server(opts.server), auth, addr);
-    http::run(listener, app, shutdown).await
+    http::run(listener, app, shutdown, tls).await
 }
 
 /// Serves `opts` over the legacy HTTP+SSE transport on an already-bound listener, in the
@@ -265,13 +272,24 @@ pub async fn serve_sse_on(
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(transport::tls::acceptor)
+        .transpose()?;
     let app = sse::build_app(&opts, bundled::server(opts.server), auth, addr);
-    http::run(listener, app, shutdown).await
+    http::run(listener, app, shutdown, tls).await
 }
 
 /// Serves streamable HTTP or legacy SSE, as `opts.transport` says.
 async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let auth = gate::Auth::from_env(opts.auth)?;
+    // A bad certificate or key fails before anything listens or a READY line is printed.
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(transport::tls::acceptor)
+        .transpose()?;
     let wanted = std::net::SocketAddr::new(opts.host, opts.port);
     let listener = tokio::net::TcpListener::bind(wanted)
         .await
@@ -294,7 +312,7 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     if let Some(path) = &opts.port_file {
         lifecycle::write_port_file(path, addr.port())?;
     }
-    let url = format!("{}{}", http::base_url(addr), endpoint);
+    let url = format!("{}{}", http::base_url(addr, opts.tls.is_some()), endpoint);
     #[derive(serde::Serialize)]
     struct Ready<'a> {
         url: &'a str,
@@ -329,7 +347,7 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
             shutdown.cancel();
         })
     };
-    let result = http::run(listener, app, shutdown).await;
+    let result = http::run(listener, app, shutdown, tls).await;
     stopper.abort();
     result
 }

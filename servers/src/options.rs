@@ -207,6 +207,23 @@ pub struct ServeOptions {
     /// HTTP: once listening, write the bound port (decimal, newline) to this file
     /// atomically (write a temporary file, then rename).
     pub port_file: Option<PathBuf>,
+    /// HTTP: serve https with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, in PEM files, for serving https.
+///
+/// ```
+/// use mcp_harness_servers::TlsFiles;
+/// let tls = TlsFiles { cert: "server.pem".into(), key: "server.key".into() };
+/// assert_eq!(tls.cert.to_str(), Some("server.pem"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsFiles {
+    /// The server's certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServeOptions {
@@ -221,6 +238,7 @@ impl Default for ServeOptions {
             auth: AuthMode::None,
             watch_pid: None,
             port_file: None,
+            tls: None,
         }
     }
 }

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 fn main() {
     mcp_harness_servers::serve_from_env_if_requested();
+    // reqwest is built with rustls but no provider of its own in this workspace.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     // The libtest listing protocol that cargo-nextest speaks to custom harnesses: one test, `e2e`.
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {

@@ -12,7 +12,7 @@ use mcp_harness::{AddressSource, Readiness, Server, ServerSpec, Transport};
 use serde_json::Value;
 
 /// The CLI binary (built by this package: see `tests/Cargo.toml`).
-const CLI: &str = env!("CARGO_BIN_EXE_mcp-harness-cli");
+pub(crate) const CLI: &str = env!("CARGO_BIN_EXE_mcp-harness-cli");
 
 // The documented exit codes.
 const OK: i32 = 0;

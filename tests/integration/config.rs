@@ -357,3 +357,39 @@ server = "everything"
     assert!(!passed, "{text}");
     assert!(text.contains("`url = ...` beside `command`"), "{text}");
 }
+
+#[test]
+fn a_configured_https_server_is_trusted_through_its_ca_file() {
+    let ca = mcp_harness::TestCa::new().unwrap();
+    let cert = ca.server_cert(&["127.0.0.1"]).unwrap();
+    let config = |ca_file: &str| {
+        format!(
+            r#"
+[servers.secure]
+command = ["{cli}", "serve", "fast-test", "--transport", "http", "--tls-cert", "{cert}", "--tls-key", "{key}"]
+transport = "http"
+{ca_file}
+
+[clients.tester]
+server = "secure"
+"#,
+            cli = crate::cli::CLI,
+            cert = cert.cert.display(),
+            key = cert.key.display(),
+        )
+    };
+    let out = child_passes(
+        &config(&format!("ca_file = \"{}\"", ca.ca_file().display())),
+        "tester",
+        "secure",
+        false,
+    );
+    assert!(out.contains("url=https://127.0.0.1:"), "{out}");
+    // Without it, the refusal says which certificate and how to trust its CA.
+    let (passed, text) = child_run(&config(""), "tester", "secure", false);
+    assert!(!passed, "{text}");
+    assert!(
+        text.contains("the certificate 127.0.0.1 presented"),
+        "{text}"
+    );
+}

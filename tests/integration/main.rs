@@ -19,4 +19,5 @@ mod runtime;
 mod servers_eras;
 mod stateless;
 mod teardown;
+mod tls;
 mod transports;

@@ -75,6 +75,10 @@ pub(super) struct CheckArgs {
     /// The bound on connecting and on each request (250ms, 10s, 1m).
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     timeout: Duration,
+    /// Trust the CA certificates in this PEM file for https (beside the system's roots and
+    /// SSL_CERT_FILE); repeatable.
+    #[arg(long = "cacert", value_name = "FILE")]
+    ca_files: Vec<std::path::PathBuf>,
     /// The protocol era: auto (server/discover first, initialize as the fallback), stateless,
     /// handshake, or a pinned version (2026-07-28, 2025-11-25, ...). Default: MCP_HARNESS_PROTOCOL,
     /// else the handshake era at 2025-11-25.
@@ -177,6 +181,12 @@ struct Report {
 }
 
 pub(super) fn run(args: CheckArgs) -> u8 {
+    for file in &args.ca_files {
+        if let Err(e) = mcp_harness::trust_ca_file(file) {
+            eprintln!("mcp-harness check: --cacert: {e}");
+            return exit::USAGE;
+        }
+    }
     let target = match target(&args) {
         Ok(t) => t,
         Err(message) => {

@@ -54,6 +54,12 @@ pub(super) struct ServeArgs {
     /// Serve streamable HTTP without sessions.
     #[arg(long)]
     stateless: bool,
+    /// Serve https with this certificate (PEM; the server's first, then intermediates).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Exit when this process id is gone (servers shared by a test run watch the runner).
     #[arg(long)]
     watch_pid: Option<u32>,
@@ -105,6 +111,7 @@ fn network_only_flag(args: &ServeArgs) -> Option<&'static str> {
         (args.port_file.is_some(), "--port-file"),
         (!matches!(args.auth, AuthArg::None), "--auth"),
         (args.stateless, "--stateless"),
+        (args.tls_cert.is_some(), "--tls-cert"),
         (args.detach, "--detach"),
         (
             args.host != std::net::IpAddr::from([127, 0, 0, 1]),
@@ -132,6 +139,13 @@ fn options(args: &ServeArgs) -> servers::ServeOptions {
     opts.stateless = args.stateless;
     opts.watch_pid = args.watch_pid;
     opts.port_file = args.port_file.clone();
+    opts.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(servers::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     opts.auth = match args.auth {
         AuthArg::None => servers::AuthMode::None,
         AuthArg::Bearer => servers::AuthMode::Bearer,
@@ -150,7 +164,8 @@ fn endpoint(opts: &servers::ServeOptions) -> &str {
 }
 
 fn url_for(opts: &servers::ServeOptions, addr: std::net::SocketAddr) -> String {
-    format!("http://{addr}{}", endpoint(opts))
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{addr}{}", endpoint(opts))
 }
 
 fn serve_stdio(args: ServeArgs) -> u8 {

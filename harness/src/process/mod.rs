@@ -29,6 +29,7 @@ mod watchdog;
 
 pub(crate) use child::{ChildProcess, Spawned, print_log_tails_for_failure};
 pub(crate) use logs::keep as keep_logs;
+pub(crate) use readiness::ProbeError;
 pub use readiness::READY_PREFIX;
 pub use server::Server;
 pub use spec::{AddressSource, Readiness, ServerSpec};

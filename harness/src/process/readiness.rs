@@ -11,7 +11,16 @@ use crate::transport::Transport;
 /// An MCP round trip to a server's url over its transport, handed in by the session layer: the
 /// process layer speaks no MCP itself. `Ok` when the server answered.
 pub(crate) type McpProbe =
-    fn(String, Transport) -> BoxFuture<'static, std::result::Result<(), String>>;
+    fn(String, Transport) -> BoxFuture<'static, std::result::Result<(), ProbeError>>;
+
+/// Why a readiness probe failed.
+#[derive(Debug)]
+pub(crate) enum ProbeError {
+    /// Not yet: the server may still be starting.
+    Retry(String),
+    /// Never: waiting longer changes nothing (a refused certificate).
+    Stop(String),
+}
 pub(super) async fn discover_address(
     spec: &ServerSpec,
     port: u16,
@@ -144,7 +153,7 @@ pub(super) async fn probe_until<F, Fut>(
 ) -> std::result::Result<(), String>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<(), String>>,
+    Fut: std::future::Future<Output = std::result::Result<(), ProbeError>>,
 {
     let deadline = Instant::now() + within;
     let mut delay = Duration::from_millis(5);
@@ -156,7 +165,8 @@ where
         }
         match runtime::timeout(left, probe()).await {
             Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => last = e,
+            Ok(Err(ProbeError::Retry(e))) => last = e,
+            Ok(Err(ProbeError::Stop(e))) => return Err(e),
             Err(_) => return Err(format!("{last}; probe still running at the deadline")),
         }
         runtime::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::child::{ChildProcess, ChildState, Spawned};
-use super::readiness::{McpProbe, discover_address, probe_until, tcp_probe};
+use super::readiness::{McpProbe, ProbeError, discover_address, probe_until, tcp_probe};
 use super::{Readiness, ServerSpec};
 use crate::errors::{Error, Result};
 use crate::runtime;
@@ -293,7 +293,12 @@ async fn start_child(
     let ready = async {
         match spec.readiness {
             Readiness::AddressKnown => Ok(()),
-            Readiness::TcpConnect => probe_until(remaining, || tcp_probe(&url)).await,
+            Readiness::TcpConnect => {
+                probe_until(remaining, || async {
+                    tcp_probe(&url).await.map_err(ProbeError::Retry)
+                })
+                .await
+            }
             Readiness::McpInitialize => {
                 probe_until(remaining, || probe(url.clone(), spec.transport)).await
             }

@@ -86,13 +86,28 @@ pub(super) async fn owner_task(
                 Target::Server(s) => Some(s.url()),
                 _ => None,
             };
+            let refused_certificate = match url {
+                Some(url) if reason.contains("error sending request") => {
+                    crate::tls::certificate_refusal(&HTTP_CLIENT.get(), url).await
+                }
+                _ => None,
+            };
             let failure = if let Some(mismatch) = version_mismatch(&cfg, &target, &e) {
                 Failure::Fatal(mismatch)
+            } else if let Some(refusal) = refused_certificate {
+                // Trying again changes nothing: the certificate is what it is.
+                Failure::Fatal(Error::Connect {
+                    target,
+                    attempts: 1,
+                    reason: refusal,
+                    server_state: None,
+                    log_tail: String::new(),
+                })
             } else if is_auth_failure(&reason) {
                 let diagnosed = match url {
                     Some(url) => {
                         crate::auth::diagnose_refusal(
-                            &HTTP_CLIENT,
+                            &HTTP_CLIENT.get(),
                             url,
                             &cfg.headers,
                             &cfg.credentials(),
@@ -122,7 +137,7 @@ pub(super) async fn owner_task(
                             && cfg.target.transport() == Transport::StreamableHttp =>
                     {
                         super::failure::diagnose_http(
-                            &HTTP_CLIENT,
+                            &HTTP_CLIENT.get(),
                             url,
                             &cfg.headers,
                             &cfg.credentials(),

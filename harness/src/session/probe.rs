@@ -5,21 +5,32 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::era::handshake;
-use super::transport::{sse, streamable_http};
+use super::transport::{HTTP_CLIENT, sse, streamable_http};
 use crate::errors::Result;
-use crate::process::{Server, ServerSpec};
+use crate::process::{ProbeError, Server, ServerSpec};
 use crate::transport::Transport;
 
 /// A one-shot MCP initialize round trip, used as a readiness probe.
 fn probe_initialize(
     url: String,
     transport: Transport,
-) -> BoxFuture<'static, std::result::Result<(), String>> {
+) -> BoxFuture<'static, std::result::Result<(), ProbeError>> {
     async move {
-        if transport == Transport::Sse {
-            handshake::probe(sse::anonymous(&url).await?).await
+        let probed = if transport == Transport::Sse {
+            match sse::anonymous(&url).await {
+                Ok(t) => handshake::probe(t).await,
+                Err(e) => Err(e),
+            }
         } else {
             handshake::probe(streamable_http::anonymous(&url)).await
+        };
+        match probed {
+            Ok(()) => Ok(()),
+            // A refused certificate stays refused: say so now, not at the startup deadline.
+            Err(e) => match crate::tls::certificate_refusal(&HTTP_CLIENT.get(), &url).await {
+                Some(refusal) => Err(ProbeError::Stop(refusal)),
+                None => Err(ProbeError::Retry(e)),
+            },
         }
     }
     .boxed()

@@ -157,8 +157,9 @@ struct AppState {
     gate: Arc<Gate>,
 }
 
-/// `http://host:port` as clients should write it.
-pub(crate) fn base_url(addr: SocketAddr) -> String {
+/// `http://host:port` (`https://` with TLS) as clients should write it.
+pub(crate) fn base_url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     let ip = addr.ip();
     let ip = if ip.is_unspecified() {
         if ip.is_ipv4() {
@@ -170,8 +171,8 @@ pub(crate) fn base_url(addr: SocketAddr) -> String {
         ip
     };
     match ip {
-        std::net::IpAddr::V4(v4) => format!("http://{v4}:{}", addr.port()),
-        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", addr.port()),
+        std::net::IpAddr::V4(v4) => format!("{scheme}://{v4}:{}", addr.port()),
+        std::net::IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", addr.port()),
     }
 }
 
@@ -224,7 +225,7 @@ pub(crate) fn build_app(
         )),
         config,
     );
-    let base = base_url(addr);
+    let base = base_url(addr, opts.tls.is_some());
     let gate = Arc::new(Gate::new(auth, &base, &opts.path, opts.server.as_str()));
     let state = Arc::new(AppState {
         mcp,
@@ -248,16 +249,14 @@ async fn mcp_endpoint(State(state): State<Arc<AppState>>, mut request: Request<B
     state.mcp.handle(request).await.map(Body::new)
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then waits at most
-/// [`SHUTDOWN_GRACE`] for open connections.
+/// Serves `app` on `listener` (over TLS with `tls`) until `shutdown` is cancelled, then waits
+/// at most [`SHUTDOWN_GRACE`] for open connections.
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), ServeError> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let App { router, rmcp_ct } = app;
     let graceful = {
         let shutdown = shutdown.clone();
@@ -267,11 +266,29 @@ pub(crate) async fn run(
             rmcp_ct.cancel();
         }
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
-    let server = std::future::IntoFuture::into_future(server);
-    tokio::pin!(server);
+    let served = async {
+        match tls {
+            Some(acceptor) => {
+                let listener = super::tls::TlsListener::new(listener, acceptor, shutdown.clone())
+                    .map_err(ServeError::io("reading the listener's address"))?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(graceful)
+                    .await
+                    .map_err(ServeError::io("serving HTTPS"))
+            }
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(graceful)
+                    .await
+                    .map_err(ServeError::io("serving HTTP"))
+            }
+        }
+    };
     tokio::select! {
-        result = &mut server => result.map_err(ServeError::io("serving HTTP")),
+        result = served => result,
         _ = async {
             shutdown.cancelled().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;

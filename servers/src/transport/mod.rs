@@ -8,3 +8,4 @@
 pub(crate) mod http;
 pub(crate) mod sse;
 pub(crate) mod stdio;
+pub(crate) mod tls;

@@ -72,7 +72,7 @@ pub(crate) fn build_app(
     auth: Auth,
     addr: SocketAddr,
 ) -> App {
-    let base = base_url(addr);
+    let base = base_url(addr, opts.tls.is_some());
     let gate = Arc::new(Gate::new(auth, &base, SSE_PATH, opts.server.as_str()));
     let ct = CancellationToken::new();
     let state = Arc::new(SseState {

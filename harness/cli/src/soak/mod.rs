@@ -102,6 +102,10 @@ pub(super) struct SoakArgs {
     /// A bearer token.
     #[arg(long, env = "MCP_HARNESS_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Trust the CA certificates in this PEM file for https (beside the system's roots and
+    /// SSL_CERT_FILE); repeatable.
+    #[arg(long = "cacert", value_name = "FILE")]
+    ca_files: Vec<std::path::PathBuf>,
     /// The bound on each request, acquire and session creation (default 30 s; 5 s with --chaos,
     /// so that a call lost with a killed server does not hold the end of the run).
     #[arg(long, value_parser = parse_duration)]
@@ -167,6 +171,12 @@ impl Upstream {
 }
 
 pub(super) fn run(args: SoakArgs) -> u8 {
+    for file in &args.ca_files {
+        if let Err(e) = mcp_harness::trust_ca_file(file) {
+            eprintln!("mcp-harness soak: --cacert: {e}");
+            return exit::USAGE;
+        }
+    }
     if args.clients == 0 {
         eprintln!("mcp-harness soak: --clients must be at least 1");
         return exit::USAGE;

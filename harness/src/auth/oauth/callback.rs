@@ -109,7 +109,7 @@ impl CallbackServer {
                 let _ = next.set_host(Some("127.0.0.1"));
             }
             let response = send(
-                OAUTH_HTTP.get(next.clone()),
+                OAUTH_HTTP.get().get(next.clone()),
                 target,
                 step,
                 oauth.step_timeout,

@@ -38,6 +38,7 @@ fn well_known(base: &reqwest::Url, name: &str, path_suffix: bool) -> Option<Stri
 async fn fetch_json(url: &str, step: OAuthStep, bound: Duration) -> Result<Option<Value>> {
     let response = send(
         OAUTH_HTTP
+            .get()
             .get(url)
             .header(http::header::ACCEPT, "application/json"),
         url,
@@ -64,10 +65,12 @@ pub(super) async fn discover(
     // 1. The unauthenticated request and its 401 challenge.
     let mut probe = if sse {
         OAUTH_HTTP
+            .get()
             .get(url.clone())
             .header(http::header::ACCEPT, "text/event-stream")
     } else {
         OAUTH_HTTP
+            .get()
             .post(url.clone())
             .header(http::header::ACCEPT, "application/json, text/event-stream")
             .header(http::header::CONTENT_TYPE, "application/json")

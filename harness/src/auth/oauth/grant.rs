@@ -22,6 +22,7 @@ pub(super) async fn token_request(
     bound: Duration,
 ) -> Result<Value> {
     let mut request = OAUTH_HTTP
+        .get()
         .post(endpoint)
         .header(http::header::ACCEPT, "application/json");
     match client.method {

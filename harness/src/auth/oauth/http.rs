@@ -1,22 +1,19 @@
 //! The flow's HTTP client (never follows redirects): bounded sends, JSON bodies, OAuth errors.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::errors::{Error, OAuthStep, Result};
 use crate::runtime;
+use crate::tls::SharedClient;
 
 /// A client that never follows redirects: the authorization response is read, not followed.
-pub(super) static OAUTH_HTTP: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+pub(super) static OAUTH_HTTP: SharedClient = SharedClient::new(|b| {
+    b.redirect(reqwest::redirect::Policy::none())
         // No idle connections (and their driver tasks) outlive a flow.
         .pool_max_idle_per_host(0)
         .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 });
 
 pub(super) fn oauth_error(target: &str, step: OAuthStep, reason: impl Into<String>) -> Error {

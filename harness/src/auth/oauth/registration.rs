@@ -67,7 +67,7 @@ pub(super) async fn register(
         body["scope"] = Value::from(s);
     }
     let response = send(
-        OAUTH_HTTP.post(endpoint).json(&body),
+        OAUTH_HTTP.get().post(endpoint).json(&body),
         endpoint,
         step,
         oauth.step_timeout,

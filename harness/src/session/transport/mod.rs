@@ -11,19 +11,17 @@ pub(super) mod sse;
 pub(super) mod stdio;
 pub(super) mod streamable_http;
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::builder::SessionBuilder;
 use crate::errors::Error;
+use crate::tls::SharedClient;
 
-/// One HTTP client for every session of the process: connections are pooled and kept alive.
-pub(super) static HTTP_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
+/// One HTTP client for every session of the process: connections are pooled and kept alive;
+/// https trusts what [`crate::tls`] says.
+pub(super) static HTTP_CLIENT: SharedClient = SharedClient::new(|b| {
+    b.tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 });
 
 /// The session's custom headers (values marked sensitive, so they never show in logs).

@@ -53,7 +53,7 @@ pub(in crate::session) async fn connect(
         pinned => pinned.clone(),
     };
     let headers = header_map(cfg).map_err(Failure::Fatal)?;
-    let open = SseClientTransport::open(HTTP_CLIENT.clone(), &url, headers, cfg.credentials());
+    let open = SseClientTransport::open(HTTP_CLIENT.get(), &url, headers, cfg.credentials());
     match runtime::timeout(cfg.init_timeout, open).await {
         // The open took part of the bound; initialize gets a fresh one.
         Ok(Ok(transport)) => {
@@ -82,7 +82,7 @@ pub(in crate::session) async fn anonymous(
     url: &str,
 ) -> std::result::Result<SseClientTransport, String> {
     SseClientTransport::open(
-        HTTP_CLIENT.clone(),
+        HTTP_CLIENT.get(),
         url,
         http::HeaderMap::new(),
         Credentials::None,

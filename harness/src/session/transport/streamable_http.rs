@@ -29,14 +29,14 @@ pub(in crate::session) async fn connect(
     Ok(match &cfg.oauth_tokens {
         Some(tokens) => {
             let client = OAuthHttpClient {
-                inner: HTTP_CLIENT.clone(),
+                inner: HTTP_CLIENT.get(),
                 tokens: tokens.clone(),
             };
             let transport = StreamableHttpClientTransport::with_client(client, config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
         None => {
-            let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config);
+            let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.get(), config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
     })
@@ -46,7 +46,7 @@ pub(in crate::session) async fn connect(
 pub(in crate::session) fn anonymous(url: &str) -> StreamableHttpClientTransport<reqwest::Client> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .reinit_on_expired_session(false);
-    StreamableHttpClientTransport::with_client(HTTP_CLIENT.clone(), config)
+    StreamableHttpClientTransport::with_client(HTTP_CLIENT.get(), config)
 }
 
 fn http_config(
