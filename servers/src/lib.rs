@@ -83,12 +83,21 @@ pub const READY_PREFIX: &str = "MCP_HARNESS_READY ";
 fn init_tracing() {
     // rmcp logs every JSON-RPC error response at WARN; the `error` tool makes those
     // routine, so they are hidden unless RUST_LOG asks for them.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rmcp::service=error"));
+    // RUST_LOG in its target=level form (`warn,rmcp=debug`); no regular expressions.
+    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            "warn,rmcp::service=error"
+                .parse()
+                .expect("a valid target filter")
+        });
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // Another subscriber may already be installed (in-process use): keep it.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
         .try_init();
 }
 
@@ -131,7 +140,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let result = runtime.block_on(async move {
         match opts.transport {
             Transport::Stdio => {
-                let server = bundled::server(opts.server);
+                let server = bundled::server(opts.server)?;
                 stdio::serve(opts, server).await
             }
             Transport::Http | Transport::Sse => serve_http(opts).await,
@@ -234,7 +243,7 @@ pub async fn serve_http_on(
         .as_ref()
         .map(transport::tls::acceptor)
         .transpose()?;
-    let app = http::build_app(&opts, bundled::server(opts.server), auth, addr);
+    let app = http::build_app(&opts, bundled::server(opts.server)?, auth, addr);
     http::run(listener, app, shutdown, tls).await
 }
 
@@ -277,7 +286,7 @@ pub async fn serve_sse_on(
         .as_ref()
         .map(transport::tls::acceptor)
         .transpose()?;
-    let app = sse::build_app(&opts, bundled::server(opts.server), auth, addr);
+    let app = sse::build_app(&opts, bundled::server(opts.server)?, auth, addr);
     http::run(listener, app, shutdown, tls).await
 }
 
@@ -300,7 +309,7 @@ async fn serve_http(opts: ServeOptions) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_err(ServeError::io("reading the listener's address"))?;
-    let server = bundled::server(opts.server);
+    let server = bundled::server(opts.server)?;
     let (app, endpoint) = if opts.transport == Transport::Sse {
         (sse::build_app(&opts, server, auth, addr), sse::SSE_PATH)
     } else {

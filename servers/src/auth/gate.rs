@@ -90,16 +90,7 @@ impl Auth {
                     .ok()
                     .filter(|s| !s.trim().is_empty())
                 {
-                    let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
-                        ServeError::Secret {
-                            mode,
-                            var: JWT_PUBLIC_KEY_ENV,
-                            problem: format!(
-                                "it is not an RSA public key in PEM (\"-----BEGIN PUBLIC KEY-----\"): {e}"
-                            ),
-                        }
-                    })?;
-                    keys.push((Algorithm::RS256, key));
+                    keys.push((Algorithm::RS256, rsa_public_key(mode, &pem)?));
                 }
                 if keys.is_empty() {
                     return Err(ServeError::Secret {
@@ -320,4 +311,29 @@ async fn metadata_doc(State(gate): State<Arc<Gate>>) -> Response {
         gate.metadata.clone(),
     )
         .into_response()
+}
+
+/// An RSA public key in PEM, for RS256.
+#[cfg(feature = "jwt-rs256")]
+fn rsa_public_key(mode: AuthMode, pem: &str) -> Result<DecodingKey, ServeError> {
+    DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| ServeError::Secret {
+        mode,
+        var: JWT_PUBLIC_KEY_ENV,
+        problem: format!(
+            "it is not an RSA public key in PEM (\"-----BEGIN PUBLIC KEY-----\"): {e}"
+        ),
+    })
+}
+
+/// Without the `jwt-rs256` feature there is no PEM parser: say how to get one.
+#[cfg(not(feature = "jwt-rs256"))]
+fn rsa_public_key(mode: AuthMode, _pem: &str) -> Result<DecodingKey, ServeError> {
+    Err(ServeError::Secret {
+        mode,
+        var: JWT_PUBLIC_KEY_ENV,
+        problem: "RS256 keys need the `jwt-rs256` feature of mcp-harness (or \
+                  mcp-harness-servers), which this program is built without; the mcp-harness \
+                  command line has it"
+            .into(),
+    })
 }

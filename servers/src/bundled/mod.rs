@@ -6,15 +6,27 @@
 
 pub(crate) mod conformance;
 pub(crate) mod fast_test;
+#[cfg(feature = "fast-time")]
 pub(crate) mod fast_time;
 
-use crate::{handler::BundledServer, options::Bundled};
+use crate::{
+    handler::BundledServer,
+    options::{Bundled, ServeError},
+};
 
-/// The bundled server `kind` names.
-pub(crate) fn server(kind: Bundled) -> &'static dyn BundledServer {
+/// The bundled server `kind` names, if this build has it.
+pub(crate) fn server(kind: Bundled) -> Result<&'static dyn BundledServer, ServeError> {
     match kind {
-        Bundled::FastTest => &fast_test::FastTest,
-        Bundled::FastTime => &fast_time::FastTime,
-        Bundled::Conformance => &conformance::Conformance,
+        Bundled::FastTest => Ok(&fast_test::FastTest),
+        #[cfg(feature = "fast-time")]
+        Bundled::FastTime => Ok(&fast_time::FastTime),
+        #[cfg(not(feature = "fast-time"))]
+        Bundled::FastTime => Err(ServeError::InvalidOptions(
+            "fast-time is not built into this program: enable the `fast-time` feature of \
+             mcp-harness-fixtures, mcp-harness or mcp-harness-servers (the mcp-harness command \
+             line has it)"
+                .into(),
+        )),
+        Bundled::Conformance => Ok(&conformance::Conformance),
     }
 }
