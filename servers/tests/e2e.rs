@@ -1,13 +1,17 @@
 //! End-to-end checks of the bundled servers with raw JSON-RPC: this binary re-executes
-//! itself as a server (through `serve_from_env_if_requested`), like the harness does.
-//! `harness = false`: libtest would print to stdout, which is the stdio protocol.
+//! itself as a server (through `serve_from_env_if_requested`, before anything else runs), like
+//! the harness does. `harness = false`: the checks run as separate tests through libtest-mimic
+//! (the libtest command line and output, which cargo-nextest and cargo test speak), so one
+//! failure does not hide the others.
 
 use std::{
     io::{BufRead, BufReader, Write},
+    path::Path,
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use libtest_mimic::{Arguments, Trial};
 use mcp_harness_servers::{
     AuthMode, BEARER_TOKENS_ENV, Bundled, EVENT_LOG_ENV, JWT_SECRET_ENV, READY_PREFIX, SERVE_ENV,
     SUBJECT_ENV, ServeOptions, Transport, serve_http_on,
@@ -18,27 +22,51 @@ fn main() {
     mcp_harness_servers::serve_from_env_if_requested();
     // reqwest is built with rustls but no provider of its own in this workspace.
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    // The libtest listing protocol that cargo-nextest speaks to custom harnesses: one test, `e2e`.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        if !args.iter().any(|a| a == "--ignored") {
-            println!("e2e: test");
-        }
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("mcp-harness-servers-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let started = Instant::now();
-    stdio(&dir);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(http_in_process());
-    rt.block_on(http_child_bearer(&dir));
-    rt.block_on(http_child_jwt_stateless(&dir));
-    let _ = std::fs::remove_dir_all(&dir);
-    println!("e2e: all checks passed in {:?}", started.elapsed());
+    let args = Arguments::from_args();
+    let in_dir = |name: &'static str, check: fn(&Path)| {
+        Trial::test(name, move || {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            check(dir.path());
+            Ok(())
+        })
+    };
+    let on_runtime = |name: &'static str,
+                      check: fn(&Path) -> futures::future::BoxFuture<'_, ()>| {
+        in_dir_async(name, check)
+    };
+    let trials = vec![
+        in_dir(
+            "stdio_serves_tools_notifications_resources_prompts_and_cancellation",
+            stdio,
+        ),
+        on_runtime("http_in_process_serves_sessions", |_| {
+            Box::pin(http_in_process())
+        }),
+        on_runtime(
+            "http_child_checks_bearer_tokens_and_stops_on_sigterm",
+            |d| Box::pin(http_child_bearer(d)),
+        ),
+        on_runtime("http_child_checks_jwts_statelessly", |d| {
+            Box::pin(http_child_jwt_stateless(d))
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
+
+/// A trial whose check runs on a tokio runtime of its own, in a fresh folder.
+fn in_dir_async(
+    name: &'static str,
+    check: fn(&Path) -> futures::future::BoxFuture<'_, ()>,
+) -> Trial {
+    Trial::test(name, move || {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(check(dir.path()));
+        Ok(())
+    })
 }
 
 fn initialize(id: u64) -> Value {
@@ -97,7 +125,7 @@ impl StdioClient {
     }
 }
 
-fn stdio(dir: &std::path::Path) {
+fn stdio(dir: &Path) {
     let events = dir.join("stdio-events.jsonl");
     let opts = ServeOptions::new(Bundled::FastTest, Transport::Stdio);
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -206,7 +234,22 @@ fn stdio(dir: &std::path::Path) {
 
     // cancellation
     client.send(&call(16, "sleep", json!({"ms":30000})));
-    std::thread::sleep(Duration::from_millis(100));
+    // Cancel only once the server runs the call (its `sleeping` count says so).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut id = 100;
+    loop {
+        id += 1;
+        let stats: Value =
+            serde_json::from_str(text_of(&client.request(call(id, "stats", json!({}))))).unwrap();
+        if stats["sleeping"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sleep call never started: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     client.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled",
         "params":{"requestId":16,"reason":"test"}}));
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -492,7 +535,7 @@ fn sigterm(child: &mut Child) {
     println!("e2e: exited {:?} after SIGTERM", started.elapsed());
 }
 
-async fn http_child_bearer(dir: &std::path::Path) {
+async fn http_child_bearer(dir: &Path) {
     let port_file = dir.join("port");
     let events = dir.join("bearer-events.jsonl");
     let mut opts = ServeOptions::new(Bundled::FastTest, Transport::Http);
@@ -583,7 +626,7 @@ async fn http_child_bearer(dir: &std::path::Path) {
     println!("e2e: HTTP bearer ok");
 }
 
-async fn http_child_jwt_stateless(dir: &std::path::Path) {
+async fn http_child_jwt_stateless(dir: &Path) {
     let events = dir.join("http-events.jsonl");
     let mut opts = ServeOptions::new(Bundled::FastTime, Transport::Http);
     opts.auth = AuthMode::Jwt;
