@@ -125,14 +125,6 @@ impl Drop for Serve {
     }
 }
 
-/// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Usage
 
@@ -634,7 +626,8 @@ fn check_tells_tool_errors_and_jsonrpc_errors_apart() {
 
 #[test]
 fn check_an_unreachable_url_is_unreachable() {
-    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let refused = crate::support::refused_port();
+    let url = refused.url("/mcp");
     let r = run(&["check", &url, "--timeout", "2s"]).expect(UNREACHABLE);
     assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
     let r = run(&["check", &url, "--json", "--timeout", "2s"]).expect(UNREACHABLE);
@@ -937,7 +930,8 @@ fn soak_tool_errors_are_unexpected_failures() {
 
 #[test]
 fn soak_an_unreachable_server_is_unreachable() {
-    let url = format!("http://127.0.0.1:{}/mcp", free_port());
+    let refused = crate::support::refused_port();
+    let url = refused.url("/mcp");
     let r =
         run(&["soak", "--server", &url, "--calls", "10", "--timeout", "2s"]).expect(UNREACHABLE);
     assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
@@ -1104,14 +1098,15 @@ fn check_the_typescript_sdk_everything_server_over_stdio_http_and_sse() {
         ("streamableHttp", Transport::StreamableHttp, "/mcp"),
         ("sse", Transport::Sse, "/sse"),
     ] {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}{path}");
+        // `{port}`: a free port the harness picks (and picks again if it is lost).
         let server = start_external(
             ServerSpec::new(format!("everything-{mode}"), "mcp-server-everything")
                 .args([mode])
-                .env("PORT", port.to_string())
+                .env("PORT", "{port}")
                 .transport(transport)
-                .address(AddressSource::Fixed(url.clone()))
+                .address(AddressSource::Fixed(format!(
+                    "http://127.0.0.1:{{port}}{path}"
+                )))
                 .readiness(Readiness::McpInitialize)
                 .startup_timeout(Duration::from_secs(60)),
         );

@@ -164,13 +164,9 @@ async fn unknown_program_gives_a_spawn_error() {
 
 #[tokio::test]
 async fn refused_connection_is_retried_then_reported_with_attempts() {
-    // A port nobody listens on: bind, read the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}/mcp");
+    // A port held and never listening: every connection is refused.
+    let refused = crate::support::refused_port();
+    let url = refused.url("/mcp");
     let err = Session::builder(Target::Http(url.clone()))
         .connect_attempts(3)
         .backoff(Duration::from_millis(10), Duration::from_millis(40))

@@ -537,13 +537,11 @@ async fn caller_side_timeout_frees_the_slot_and_the_next_call_succeeds(#[case] e
 
 // ---- 9. circuit breaker ----------------------------------------------------------------------
 
-fn dead_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}/mcp")
+/// A url that refuses connections while the returned guard lives.
+fn dead_url() -> (crate::support::RefusedPort, String) {
+    let refused = crate::support::refused_port();
+    let url = refused.url("/mcp");
+    (refused, url)
 }
 
 #[rstest]
@@ -580,7 +578,7 @@ async fn circuit_opens_at_the_threshold_and_fails_fast_even_with_an_idle_session
 #[case::stateless(Era::Stateless)]
 #[tokio::test]
 async fn half_open_after_reset_one_success_closes_one_failure_reopens(#[case] era: Era) {
-    let url = dead_url();
+    let (refused, url) = dead_url();
     // The reset is the margin between opening and the "still open" checks right after it:
     // long enough that no scheduling stall lets it lapse in between.
     let pool = pool_in(era)
@@ -614,13 +612,8 @@ async fn half_open_after_reset_one_success_closes_one_failure_reopens(#[case] er
     assert_eq!(pool.metrics().circuit_breaker_trips, 2);
 
     // A server comes up at that address: the next trial succeeds and closes the circuit.
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches("/mcp")
-        .parse()
-        .unwrap();
+    let port = refused.port;
+    drop(refused);
     let spec = ServerSpec::bundled(Bundled::FastTest, Transport::StreamableHttp);
     let server = Server::start_on_port(spec, port)
         .await

@@ -136,12 +136,7 @@ pub async fn redis_server() -> (mcp_harness::Server, String) {
         found,
         "redis-server is not installed: install it with `apt-get install redis-server` (scripts/setup.sh does this)"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}");
+    // `{port}`: a free port the harness picks (and picks again if the server loses it).
     let spec = ServerSpec::new("redis", "redis-server")
         .args([
             "--port",
@@ -155,11 +150,10 @@ pub async fn redis_server() -> (mcp_harness::Server, String) {
         ])
         // Not an MCP server: only its TCP port is probed.
         .transport(Transport::StreamableHttp)
-        .address(AddressSource::Fixed(url.clone()))
+        .address(AddressSource::Fixed("redis://127.0.0.1:{port}".into()))
         .readiness(Readiness::TcpConnect);
-    let server = Server::start_on_port(spec, port)
-        .await
-        .expect("redis-server");
+    let server = Server::start(spec).await.expect("redis-server");
+    let url = server.url().to_owned();
     (server, url)
 }
 
@@ -224,4 +218,32 @@ pub fn require_everything_server() {
         "mcp-server-everything is not installed: run scripts/setup.sh \
          (npm install -g @modelcontextprotocol/server-everything)"
     );
+}
+
+/// A loopback port held for the test and never listening: connections to it are refused, and
+/// no other process can take it while this lives (a port bound and released at once could be).
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    /// The port.
+    pub port: u16,
+}
+
+impl RefusedPort {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// A port that refuses connections for as long as the returned guard lives.
+pub fn refused_port() -> RefusedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("a loopback port");
+    let port = socket.local_addr().expect("its address").port();
+    RefusedPort {
+        _socket: socket,
+        port,
+    }
 }

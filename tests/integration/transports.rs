@@ -999,15 +999,6 @@ fn trace_logs_of_an_authenticated_run_contain_no_secret() {
     });
 }
 
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 const PYTHON_SSE_SERVER: &str = r#"
 import os
 from mcp.server.mcpserver import MCPServer
@@ -1038,13 +1029,14 @@ fn require_python_sdk(imports: &str) {
 fn sse_client_speaks_to_the_python_sdk_server() {
     require_python_sdk("import mcp.server.mcpserver");
     mcp_harness::run(async {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}/sse");
+        // `{port}`: a free port the harness picks (and picks again if it is lost).
         let spec = mcp_harness::ServerSpec::new("py-sse", "python3")
             .args(["-c", PYTHON_SSE_SERVER])
-            .env("PORT", port.to_string())
+            .env("PORT", "{port}")
             .transport(Transport::Sse)
-            .address(mcp_harness::AddressSource::Fixed(url))
+            .address(mcp_harness::AddressSource::Fixed(
+                "http://127.0.0.1:{port}/sse".into(),
+            ))
             .readiness(mcp_harness::Readiness::McpInitialize)
             .startup_timeout(Duration::from_secs(30));
         let server = start_spec(spec).await;
@@ -1116,14 +1108,15 @@ fn sse_client_speaks_to_the_typescript_sdk_server() {
         )
     });
     mcp_harness::run(async {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}/sse");
+        // `{port}`: a free port the harness picks (and picks again if it is lost).
         let spec = mcp_harness::ServerSpec::new("ts-sse", "node")
             .args(["--input-type=module", "-e", TYPESCRIPT_SSE_SERVER])
             .cwd(dir)
-            .env("PORT", port.to_string())
+            .env("PORT", "{port}")
             .transport(Transport::Sse)
-            .address(mcp_harness::AddressSource::Fixed(url))
+            .address(mcp_harness::AddressSource::Fixed(
+                "http://127.0.0.1:{port}/sse".into(),
+            ))
             .readiness(mcp_harness::Readiness::McpInitialize)
             .startup_timeout(Duration::from_secs(30));
         let server = start_spec(spec).await;
@@ -1211,13 +1204,14 @@ server.run(transport="streamable-http", host="127.0.0.1", port=PORT)
 fn oauth_against_the_python_sdk_authorization_server() {
     require_python_sdk("import mcp.server.mcpserver, mcp.server.auth.provider");
     mcp_harness::run(async {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}/mcp");
+        // `{port}`: a free port the harness picks (and picks again if it is lost).
         let spec = mcp_harness::ServerSpec::new("py-oauth", "python3")
             .args(["-c", PYTHON_OAUTH_SERVER])
-            .env("PORT", port.to_string())
+            .env("PORT", "{port}")
             .transport(Transport::StreamableHttp)
-            .address(mcp_harness::AddressSource::Fixed(url))
+            .address(mcp_harness::AddressSource::Fixed(
+                "http://127.0.0.1:{port}/mcp".into(),
+            ))
             .readiness(mcp_harness::Readiness::TcpConnect)
             .startup_timeout(Duration::from_secs(30));
         let server = start_spec(spec).await;
