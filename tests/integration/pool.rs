@@ -408,28 +408,47 @@ async fn killed_mid_call_fails_only_that_call(
             "idle"
         );
     }
+    // A second upstream of the same pool, with a call of its own in flight across the kill.
+    let other = Server::start(ServerSpec::bundled(
+        Bundled::FastTest,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .unwrap();
+    let sleeping = |server: Server| async move {
+        let probe = stats_probe(&server).await;
+        eventually(
+            "the call to run on the server",
+            Duration::from_secs(10),
+            || async {
+                let stats = call_json(&probe, "stats", json!({})).await;
+                (stats["sleeping"].as_i64() >= Some(1)).then_some(())
+            },
+        )
+        .await;
+    };
     let in_flight = {
         let (pool, req) = (pool.clone(), req.clone());
         tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 10_000})).await })
     };
-    // Kill only once the call is running on the server: then it is really mid-call.
-    let probe = stats_probe(server).await;
-    eventually(
-        "the call to run on the server",
-        Duration::from_secs(10),
-        || async {
-            let stats = call_json(&probe, "stats", json!({})).await;
-            (stats["sleeping"].as_i64() >= Some(1)).then_some(())
-        },
-    )
-    .await;
+    let other_in_flight = {
+        let (pool, req) = (pool.clone(), AcquireRequest::http(other.url()));
+        tokio::spawn(async move { pool.call_tool(req, "sleep", json!({"ms": 1_500})).await })
+    };
+    // Kill only once both calls run on their servers: then it is really mid-call.
+    sleeping(server.clone()).await;
+    sleeping(other.clone()).await;
     server.kill().await.unwrap();
-    drop(probe);
     let err = in_flight
         .await
         .unwrap()
         .expect_err("the server died under the call");
     assert!(matches!(err, Error::Closed { .. }), "typed: {err:?}");
+    let survived = other_in_flight
+        .await
+        .unwrap()
+        .expect("a call in flight on another upstream is not touched by the kill");
+    assert_eq!(mcp_harness::tool_text(&survived), "slept 1500 ms");
     server.restart().await.unwrap();
     for i in 0..3 {
         let text = format!("after-{i}");
@@ -449,7 +468,8 @@ async fn killed_mid_call_fails_only_that_call(
     }
     let m = pool.metrics();
     assert_eq!(m.evictions, 1, "only the broken session was discarded");
-    assert_eq!(m.misses, misses);
+    // The other upstream's entry was a miss too.
+    assert_eq!(m.misses, misses + 1);
 }
 
 // ---- 7./8. cancellation ----------------------------------------------------------------------
