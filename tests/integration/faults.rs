@@ -184,34 +184,6 @@ async fn refused_connection_is_retried_then_reported_with_attempts() {
     }
 }
 
-/// Reads one HTTP request (head and `Content-Length` body) from `conn`; `None` at EOF.
-async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
-    use tokio::io::AsyncReadExt as _;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return Some(text);
-            }
-        }
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 #[tokio::test]
 async fn a_refusal_is_tried_once_of_five_attempts_counted_by_the_listener() {
     use tokio::io::AsyncWriteExt as _;
@@ -224,7 +196,7 @@ async fn a_refusal_is_tried_once_of_five_attempts_counted_by_the_listener() {
             let (mut conn, _) = listener.accept().await.unwrap();
             let counted = counted.clone();
             tokio::spawn(async move {
-                while let Some(request) = read_request(&mut conn).await {
+                while let Some(request) = crate::support::read_http_request(&mut conn).await {
                     // The opening request of either era (not the diagnosis that follows).
                     if request.contains("\"initialize\"") || request.contains("\"server/discover\"")
                     {
@@ -258,48 +230,11 @@ async fn a_refusal_is_tried_once_of_five_attempts_counted_by_the_listener() {
 
 #[tokio::test]
 async fn a_silent_server_is_tried_again_timeout_timeout_success_counted_by_the_listener() {
-    // A front that holds the first two connections without a word (each gets its initialize,
-    // then silence) and passes every later one through to a real server.
+    // The first two connections get their opening request, then silence; the third passes
+    // through to a real server.
     let real = http_server().await;
-    let backend = real
-        .url()
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let silent_initializes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (seen, counted) = (silent_initializes.clone(), accepts.clone());
-    let front = tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if n <= 2 {
-                let seen = seen.clone();
-                held.push(tokio::spawn(async move {
-                    if read_request(&mut conn).await.is_some_and(|r| {
-                        r.contains("\"initialize\"") || r.contains("\"server/discover\"")
-                    }) {
-                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    // Silence: hold the connection open, answer nothing.
-                    std::future::pending::<()>().await;
-                    drop(conn);
-                }));
-            } else {
-                let backend = backend.clone();
-                tokio::spawn(async move {
-                    let mut up = tokio::net::TcpStream::connect(backend).await.unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
-                });
-            }
-        }
-    });
-    let s = Session::builder(Target::Http(url))
+    let front = crate::support::SilentFront::start(real.url(), 2).await;
+    let s = Session::builder(Target::Http(front.url.clone()))
         .init_timeout(Duration::from_millis(300))
         .connect_attempts(3)
         .backoff(Duration::from_millis(10), Duration::from_millis(20))
@@ -311,13 +246,12 @@ async fn a_silent_server_is_tried_again_timeout_timeout_success_counted_by_the_l
         "third time"
     );
     assert_eq!(
-        silent_initializes.load(std::sync::atomic::Ordering::SeqCst),
+        front.silent_openings(),
         2,
         "two attempts timed out on a silent connection before the third succeeded"
     );
-    assert!(accepts.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    assert!(front.accepts() >= 3);
     s.shutdown().await.unwrap();
-    front.abort();
 }
 
 /// An HTTP endpoint that answers something other than MCP: the error says what it answered,

@@ -657,19 +657,30 @@ async fn half_open_after_reset_one_success_closes_one_failure_reopens(#[case] er
 #[case::handshake(Era::Handshake)]
 #[case::stateless(Era::Stateless)]
 #[tokio::test]
-async fn cancelled_creations_never_count_as_failures(#[case] era: Era) {
+async fn cancelled_creations_never_count_as_failures_and_free_their_slot(#[case] era: Era) {
+    // Three creations provably in flight (their opening request reached a silent front) are
+    // cancelled by their callers; with one slot per key and a breaker that trips at one
+    // failure, the fourth acquire still creates a session through the front to the server.
     let server = server().await;
-    server.pause().unwrap();
-    let pool = pool_in(era).circuit_breaker_threshold(1).build();
-    let req = AcquireRequest::http(server.url());
-    for _ in 0..3 {
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), pool.acquire(req.clone()))
-                .await
-                .is_err()
-        );
+    let front = crate::support::SilentFront::start(server.url(), 3).await;
+    let pool = pool_in(era)
+        .circuit_breaker_threshold(1)
+        .max_sessions_per_key(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .build();
+    let req = AcquireRequest::http(front.url.clone());
+    for i in 1..=3 {
+        let acquire = {
+            let (pool, req) = (pool.clone(), req.clone());
+            tokio::spawn(async move { pool.acquire(req).await.map(|_| ()) })
+        };
+        eventually("the creation in flight", Duration::from_secs(5), || async {
+            (front.silent_openings() >= i).then_some(())
+        })
+        .await;
+        acquire.abort();
+        assert!(acquire.await.unwrap_err().is_cancelled());
     }
-    server.resume().unwrap();
     let m = pool.metrics();
     assert_eq!(m.circuit_breaker_trips, 0);
     assert!(
@@ -677,10 +688,12 @@ async fn cancelled_creations_never_count_as_failures(#[case] era: Era) {
         "{:?}",
         m.circuit_breakers
     );
+    assert_eq!(m.total_active_sessions, 0, "no slot leaked: {m:?}");
     assert_eq!(
         pooled_text(&pool, req, "echo", json!({"text": "fine"})).await,
         "fine"
     );
+    assert_eq!(front.silent_openings(), 3);
 }
 
 // ---- 10. create timeout ----------------------------------------------------------------------

@@ -247,3 +247,111 @@ pub fn refused_port() -> RefusedPort {
         port,
     }
 }
+
+/// A TCP front for an HTTP server: it holds its first `silent` connections open without a
+/// word (each one's opening request is read and counted) and passes every later connection
+/// through to `backend`. Shows that a request was really in flight, and how many attempts a
+/// client made, from outside the client.
+pub struct SilentFront {
+    /// The url to give the client (the backend's path, the front's address).
+    pub url: String,
+    openings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentFront {
+    /// Starts a front for `backend_url` (an `http://host:port/path` url).
+    pub async fn start(backend_url: &str, silent: usize) -> SilentFront {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let rest = backend_url.trim_start_matches("http://");
+        let (backend, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let backend = backend.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let openings = std::sync::Arc::new(AtomicUsize::new(0));
+        let accepts = std::sync::Arc::new(AtomicUsize::new(0));
+        let (seen, counted) = (openings.clone(), accepts.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                if n <= silent {
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        if read_http_request(&mut conn).await.is_some_and(|r| {
+                            r.contains("\"initialize\"") || r.contains("\"server/discover\"")
+                        }) {
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Silence: hold the connection open until the client gives up.
+                        let mut rest = [0u8; 1024];
+                        while tokio::io::AsyncReadExt::read(&mut conn, &mut rest)
+                            .await
+                            .is_ok_and(|n| n > 0)
+                        {}
+                    });
+                } else {
+                    let backend = backend.clone();
+                    tokio::spawn(async move {
+                        if let Ok(mut up) = tokio::net::TcpStream::connect(backend).await {
+                            let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                        }
+                    });
+                }
+            }
+        });
+        SilentFront {
+            url,
+            openings,
+            accepts,
+            task,
+        }
+    }
+
+    /// Opening requests (`initialize` or `server/discover`) received on silent connections.
+    pub fn silent_openings(&self) -> usize {
+        self.openings.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepts(&self) -> usize {
+        self.accepts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one HTTP request (head and `Content-Length` body) from `conn`; `None` at EOF.
+pub async fn read_http_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return Some(text);
+            }
+        }
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
