@@ -527,12 +527,16 @@ fn oauth_token_expiring_mid_run_is_refreshed() {
             assert_eq!(who["subject"], "olivia");
             session.shutdown().await.unwrap();
         }
-        // A token about to expire is refreshed before it is sent.
+        // A token about to expire (its 1 s lifetime is inside the client's 5 s margin) is
+        // refreshed before it is sent: the server refuses nothing (its event log says so).
         let mut config = oauth_config();
         config.access_token_ttl_ms = 1000;
-        let server = start(
-            Transport::StreamableHttp,
-            BundledAuth::OAuth(Box::new(config)),
+        let events = tempfile::NamedTempFile::new().unwrap();
+        let server = start_spec(
+            BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)
+                .auth(BundledAuth::OAuth(Box::new(config)))
+                .event_log(events.path())
+                .spec(),
         )
         .await;
         let tokens = Arc::new(
@@ -540,13 +544,24 @@ fn oauth_token_expiring_mid_run_is_refreshed() {
                 .await
                 .unwrap(),
         );
+        let refreshed_before = tokens.refreshes().await;
+        // Let the token granted above expire at the server (its lifetime is the event waited
+        // for): sent as it is, it would now be refused.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         let session = Session::builder(&server)
             .oauth_tokens(tokens.clone())
             .connect()
             .await
             .unwrap();
         call_text(&session, "echo", json!({"text": "x"})).await;
-        assert!(tokens.refreshes().await >= 1);
+        assert!(tokens.refreshes().await > refreshed_before);
+        let log = std::fs::read_to_string(events.path()).unwrap();
+        let refused: Vec<&str> = log.lines().filter(|l| l.contains("\"refused\"")).collect();
+        // The authorization flow's own unauthenticated probe is the one refusal allowed.
+        assert!(
+            refused.iter().all(|l| l.contains("missing")),
+            "a token was sent after it expired: {refused:?}"
+        );
     });
 }
 

@@ -234,6 +234,10 @@ impl Gate {
             accepts = self.auth.describe(),
             "refused an HTTP request"
         );
+        // Tests observe refusals from outside (never the token itself).
+        crate::events::record("refused", |o| {
+            o.insert("reason".to_owned(), reject.reason().into());
+        });
         let challenge = match reject {
             Reject::Missing => format!("Bearer {}", self.challenge_params),
             Reject::Scope => format!(
