@@ -407,6 +407,134 @@ async fn an_unresponsive_owner_gives_a_typed_timeout_and_nothing_is_forwarded_tw
     assert_eq!(b.metrics().session_affinity.forwarded_timeouts, 1);
 }
 
+/// A forward message as a worker publishes it (the owner's inbox format).
+fn forward_message(id: u64, from: &str, session: &str, url: &str, params: Value) -> String {
+    json!({
+        "type": "forward",
+        "id": id,
+        "from": from,
+        "session": session,
+        "method": "tools/call",
+        "params": params,
+        "url": url,
+        "transport": Transport::StreamableHttp.to_string(),
+        "gateway_id": "",
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_is_never_forwarded_again_by_the_worker_that_receives_it() {
+    // The store says worker `b` owns the session (alive, heartbeat current), but a forward for
+    // it reaches worker `a` (a caller with a stale view). `a` runs it itself and answers; `b`'s
+    // inbox receives nothing.
+    let (_redis, url) = redis_server().await;
+    let server = server().await;
+    let store: Arc<dyn OwnershipStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
+    let session = unique("stale");
+    let (a_id, b_id, asker) = (unique("a"), unique("b"), unique("asker"));
+    store
+        .heartbeat(&b_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    store
+        .claim(&session, &b_id, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut b_inbox = store.subscribe(&b_id).await.unwrap();
+    let mut replies = store.subscribe(&asker).await.unwrap();
+    let a = handshake_pool()
+        .worker(worker(&a_id, store.clone()))
+        .build();
+    assert!(a.worker_ready(Duration::from_secs(10)).await);
+    store
+        .publish(
+            &a_id,
+            forward_message(
+                7,
+                &asker,
+                &session,
+                server.url(),
+                json!({"name": "echo", "arguments": {"text": "here"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_str(
+        &tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await
+            .expect("a reply")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reply["type"], "reply", "{reply}");
+    assert_eq!(reply["id"], 7);
+    assert_eq!(text_of(&reply["ok"]), "here", "{reply}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), b_inbox.next())
+            .await
+            .is_err(),
+        "the receiving worker forwarded the request again"
+    );
+    let m = a.metrics().session_affinity;
+    assert_eq!(m.forwarded_requests, 0, "{m:?}");
+    a.close_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_runs_forwarded_requests_concurrently() {
+    // Two forwarded calls that each sleep are both running on the server at once.
+    let (_redis, url) = redis_server().await;
+    let server = server().await;
+    let store: Arc<dyn OwnershipStore> = Arc::new(RedisStore::connect(&url).await.unwrap());
+    let (owner_id, asker) = (unique("owner"), unique("asker"));
+    let mut replies = store.subscribe(&asker).await.unwrap();
+    let owner = handshake_pool()
+        .worker(worker(&owner_id, store.clone()))
+        .build();
+    assert!(owner.worker_ready(Duration::from_secs(10)).await);
+    for (id, session) in [(1, unique("slow")), (2, unique("slow"))] {
+        store
+            .publish(
+                &owner_id,
+                forward_message(
+                    id,
+                    &asker,
+                    &session,
+                    server.url(),
+                    json!({"name": "sleep", "arguments": {"ms": 1_000}}),
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let probe = mcp_harness::Session::builder(&server)
+        .protocol(Protocol::Handshake("2025-11-25".into()))
+        .connect()
+        .await
+        .unwrap();
+    eventually(
+        "both forwarded calls running at once",
+        Duration::from_secs(5),
+        || async {
+            let stats: Value = serde_json::from_str(&mcp_harness::tool_text(
+                &probe.call_tool("stats", json!({})).await.unwrap(),
+            ))
+            .unwrap();
+            (stats["sleeping"].as_i64() == Some(2)).then_some(())
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        let reply = tokio::time::timeout(Duration::from_secs(10), replies.next())
+            .await
+            .expect("a reply")
+            .unwrap();
+        assert!(reply.contains("slept 1000 ms"), "{reply}");
+    }
+    owner.close_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_run_degrades_to_local_with_one_warning_and_resumes() {
     capture_logs();
