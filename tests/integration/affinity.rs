@@ -235,9 +235,45 @@ async fn race_for_dead_owner(store: Arc<dyn OwnershipStore>) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_racing_for_a_dead_owner_exactly_one_wins_in_memory() {
     race_for_dead_owner(Arc::new(MemoryStore::default())).await;
+}
+
+#[test]
+fn three_threads_racing_for_a_dead_owner_in_memory_exactly_one_wins_every_round() {
+    // Real parallelism: three OS threads released together by a barrier, 200 rounds.
+    let store: Arc<dyn OwnershipStore> = Arc::new(MemoryStore::default());
+    for round in 0..200 {
+        let session = format!("{}-{round}", unique("threads"));
+        futures::executor::block_on(store.claim(&session, "dead-worker", Duration::from_secs(30)))
+            .unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let racers: Vec<_> = ["w1", "w2", "w3"]
+            .into_iter()
+            .map(|w| {
+                let (store, session, barrier) = (store.clone(), session.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    futures::executor::block_on(store.take_over(
+                        &session,
+                        "dead-worker",
+                        w,
+                        Duration::from_secs(30),
+                    ))
+                    .unwrap()
+                })
+            })
+            .collect();
+        let wins: usize = racers
+            .into_iter()
+            .map(|r| usize::from(r.join().unwrap()))
+            .sum();
+        assert_eq!(
+            wins, 1,
+            "round {round}: exactly one racing worker takes over"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
