@@ -15,6 +15,7 @@ mod identity;
 mod logs;
 mod notifications;
 mod pool;
+mod pool_lent;
 mod runtime;
 mod servers_eras;
 mod stateless;
