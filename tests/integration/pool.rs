@@ -527,6 +527,14 @@ async fn cancellation_storm_leaves_no_failure_and_no_busy_slot(#[case] era: Era)
     );
     assert!(m.total_active_sessions <= 50);
     assert_eq!(m.eras[&era.to_string()].sessions, m.total_active_sessions);
+    // Cancelled callers cost no session: nothing was evicted for them, and no more sessions
+    // were ever created than the key may hold.
+    assert_eq!(m.evictions, 0, "{m:?}");
+    assert!(
+        m.misses <= 50,
+        "{} sessions created for 1000 calls",
+        m.misses
+    );
 }
 
 #[rstest]
