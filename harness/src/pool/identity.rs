@@ -197,17 +197,18 @@ fn short(h: &str) -> &str {
     }
 }
 
-/// A url with its query and userinfo removed (they may carry credentials).
+/// A url with its query, fragment and userinfo removed (they may carry credentials); anything
+/// that is not a url (a stdio command line) loses what follows a `?` or `#`.
 pub(crate) fn safe_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !host.contains('/') || rest.find('@') < rest.find('/') => {
-                format!("{scheme}://{host}")
-            }
-            _ => no_query.to_owned(),
-        },
-        None => no_query.to_owned(),
+    match url::Url::parse(url) {
+        Ok(mut u) if u.has_host() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.into()
+        }
+        _ => url.split(['?', '#']).next().unwrap_or(url).to_owned(),
     }
 }
 

@@ -54,6 +54,8 @@ mod pooled;
 mod request;
 mod state;
 mod store;
+#[cfg(test)]
+mod unit_tests;
 mod upstream;
 
 pub use affinity::WorkerConfig;
