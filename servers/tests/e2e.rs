@@ -500,7 +500,32 @@ async fn http_in_process() {
 }
 
 /// Spawns this binary as an HTTP server and reads its READY line.
-fn spawn_http(opts: &ServeOptions, envs: &[(&str, &str)]) -> (Child, Value) {
+/// A spawned server that is killed if the check panics before stopping it (no leaked process).
+struct ServerChild(Child);
+
+impl std::ops::Deref for ServerChild {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerChild {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_http(opts: &ServeOptions, envs: &[(&str, &str)]) -> (ServerChild, Value) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .env(SERVE_ENV, serde_json::to_string(opts).unwrap())
@@ -520,7 +545,7 @@ fn spawn_http(opts: &ServeOptions, envs: &[(&str, &str)]) -> (Child, Value) {
     )
     .unwrap();
     assert_eq!(ready["pid"], child.id());
-    (child, ready)
+    (ServerChild(child), ready)
 }
 
 fn sigterm(child: &mut Child) {
@@ -612,8 +637,27 @@ async fn http_child_bearer(dir: &Path) {
                 .find(|e| e["event"] == "session_closed")
                 .unwrap();
             assert_eq!(closed["session_id"], session.as_str(), "{log}");
-            let opened = log.lines().next().unwrap();
+            // The first session event opens this session (refusals before it are logged too).
+            let opened = log.lines().find(|l| !l.contains("\"refused\"")).unwrap();
             assert!(opened.contains(&session), "{log}");
+            // The two refused requests of this test (no token, a wrong token), by reason.
+            let refused: Vec<Value> = log
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|e| e["event"] == "refused")
+                .collect();
+            assert_eq!(
+                refused
+                    .iter()
+                    .map(|e| e["reason"].as_str().unwrap())
+                    .collect::<Vec<_>>(),
+                ["missing", "unknown"],
+                "{log}"
+            );
+            assert!(
+                !log.contains("t-bob") && !log.contains("t-mallory"),
+                "no token in the log"
+            );
             break;
         }
         assert!(
