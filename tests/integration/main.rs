@@ -11,6 +11,7 @@ mod config;
 mod conformance;
 mod eras;
 mod faults;
+mod hostile;
 mod identity;
 mod logs;
 mod notifications;
