@@ -254,6 +254,9 @@ async fn fast_test_delivers_list_changed_and_resource_updates_through_listen(
         .listen_id()
         .expect("listening: fast-test advertises listChanged");
     let mut seen = s.notifications();
+    // The subscription above replaced the first listen stream; the new one is registered
+    // after its acknowledgement.
+    server_listeners(&s, 1).await;
 
     let sent = call_text(&s, "notify", json!({"kind": "tools"})).await;
     assert!(sent.contains("1 subscriptions/listen stream"), "{sent}");
@@ -287,6 +290,18 @@ async fn fast_test_delivers_list_changed_and_resource_updates_through_listen(
     assert_eq!(stats["listeners"], 1, "{stats}");
 }
 
+/// Waits until the server counts `n` open listen streams. rmcp acknowledges
+/// `subscriptions/listen` before the handler registers the stream, so a change announced right
+/// after the acknowledgement can find none yet: a client cannot know, the server's count can.
+async fn server_listeners(s: &mcp_harness::Session, n: u64) {
+    eventually(
+        "the server to register the listen streams",
+        WITHIN,
+        || async { (call_json(s, "stats", json!({})).await["listeners"] == n).then_some(()) },
+    )
+    .await;
+}
+
 #[mcp_harness::test]
 async fn over_http_a_change_reaches_every_listening_client() {
     let (target, _server) = bundled(Bundled::FastTest, Transport::StreamableHttp).await;
@@ -294,6 +309,7 @@ async fn over_http_a_change_reaches_every_listening_client() {
     let b = session(target, Era::Stateless, ClientAnswers::new()).await;
     assert!(a.listen_id().is_some() && b.listen_id().is_some());
     let (mut seen_a, mut seen_b) = (a.notifications(), b.notifications());
+    server_listeners(&a, 2).await;
     // No session: a change is the server's, announced to every open listen stream.
     call_text(&a, "notify", json!({"kind": "prompts"})).await;
     for seen in [&mut seen_a, &mut seen_b] {

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
+    StreamableHttpClient, StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
+    StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 
 use super::{HTTP_CLIENT, header_map};
@@ -26,20 +28,207 @@ pub(in crate::session) async fn connect(
         other => other.describe(),
     };
     let config = http_config(cfg, &url).map_err(Failure::Fatal)?;
-    Ok(match &cfg.oauth_tokens {
+    let (opened, mut get_stream) = tokio::sync::watch::channel(false);
+    let opened = Arc::new(opened);
+    let started = match &cfg.oauth_tokens {
         Some(tokens) => {
-            let client = OAuthHttpClient {
-                inner: HTTP_CLIENT.get(),
-                tokens: tokens.clone(),
+            let client = WatchedGet {
+                inner: OAuthHttpClient {
+                    inner: HTTP_CLIENT.get(),
+                    tokens: tokens.clone(),
+                },
+                opened,
             };
             let transport = StreamableHttpClientTransport::with_client(client, config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
         None => {
-            let transport = StreamableHttpClientTransport::with_client(HTTP_CLIENT.get(), config);
+            let client = WatchedGet {
+                inner: HTTP_CLIENT.get(),
+                opened,
+            };
+            let transport = StreamableHttpClientTransport::with_client(client, config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
         }
-    })
+    };
+    // The stateless era has no GET stream (its notifications come on `subscriptions/listen`).
+    let handshake_era = match &started {
+        Ok(Ok(running)) => running.peer().peer_info().is_some_and(|i| {
+            crate::session::Era::of(&i.protocol_version.to_string())
+                == crate::session::Era::Handshake
+        }),
+        _ => false,
+    };
+    if handshake_era {
+        // rmcp opens the standalone GET stream in the background after `initialize`. A server
+        // may send requests unrelated to any call there (an elicitation from a tool, for one),
+        // and whatever it sends before the stream exists is lost: the session is ready once
+        // the stream is open, or refused (a server without one), within a bound.
+        let bound = cfg.init_timeout.min(GET_STREAM_WAIT);
+        let _ = crate::runtime::timeout(bound, get_stream.wait_for(|opened| *opened)).await;
+    }
+    Ok(started)
+}
+
+/// How long `connect` waits for the standalone GET stream before it goes on without it.
+const GET_STREAM_WAIT: Duration = Duration::from_secs(2);
+
+type HttpHeaders = std::collections::HashMap<http::HeaderName, http::HeaderValue>;
+type SseEvents = futures::stream::BoxStream<
+    'static,
+    std::result::Result<sse_stream::Sse, rmcp::transport::streamable_http_client::SseError>,
+>;
+
+/// A streamable HTTP client that says when its first GET stream was opened (or refused), or
+/// that none will be (the server keeps no session, so rmcp opens no GET stream).
+#[derive(Clone)]
+struct WatchedGet<C> {
+    inner: C,
+    opened: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl<C> WatchedGet<C> {
+    /// A request sent without a session (the opening one) whose answer names none, or fails:
+    /// no GET stream will follow.
+    fn note_post<E>(
+        &self,
+        without_session: bool,
+        answer: &std::result::Result<StreamableHttpPostResponse, E>,
+    ) {
+        let sessionless = match answer {
+            Ok(
+                StreamableHttpPostResponse::Json(_, id) | StreamableHttpPostResponse::Sse(_, id),
+            ) => id.is_none(),
+            Ok(_) => false,
+            Err(_) => true,
+        };
+        if without_session && sessionless {
+            self.opened.send_replace(true);
+        }
+    }
+}
+
+impl<C: StreamableHttpClient + Sync> StreamableHttpClient for WatchedGet<C> {
+    type Error = C::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+    ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
+        let first = session_id.is_none();
+        let answer = self
+            .inner
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await;
+        self.note_post(first, &answer);
+        answer
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+        max: usize,
+    ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
+        let first = session_id.is_none();
+        let answer = self
+            .inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max,
+            )
+            .await;
+        self.note_post(first, &answer);
+        answer
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+        limits: StreamableHttpResponseLimits,
+    ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
+        let first = session_id.is_none();
+        let answer = self
+            .inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            )
+            .await;
+        self.note_post(first, &answer);
+        answer
+    }
+
+    fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+    ) -> impl Future<Output = std::result::Result<(), StreamableHttpError<C::Error>>> + Send + '_
+    {
+        self.inner
+            .delete_session(uri, session_id, auth_header, custom_headers)
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+    ) -> std::result::Result<SseEvents, StreamableHttpError<C::Error>> {
+        let opened = self
+            .inner
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await;
+        self.opened.send_replace(true);
+        opened
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HttpHeaders,
+        max: usize,
+    ) -> std::result::Result<SseEvents, StreamableHttpError<C::Error>> {
+        let opened = self
+            .inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max,
+            )
+            .await;
+        self.opened.send_replace(true);
+        opened
+    }
 }
 
 /// A bare transport to `url` with no credentials (readiness probes).
