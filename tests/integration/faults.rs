@@ -382,3 +382,39 @@ fn peak_rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Over streamable HTTP the same bound applies to a JSON body and to an SSE event: the call
+/// fails at once, and the session serves the next call. (The error still reads "Transport
+/// closed": rmcp does not say that the body was too large.)
+#[mcp_harness::test]
+async fn an_oversized_http_answer_fails_that_call_at_once() {
+    let server = http_server().await;
+    let s = Session::builder(&server)
+        .max_message_size(64 * 1024)
+        .request_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = s
+        .call_tool("big", json!({"bytes": 256 * 1024}))
+        .await
+        .expect_err("an answer over the bound");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not a timeout: {err}"
+    );
+    let text = err.to_string();
+    assert!(
+        !text.contains("rmcp::") && !text.contains("reqwest::"),
+        "{text}"
+    );
+    // The same answer under the default bound (32 MiB) goes through.
+    let roomy = Session::connect(&server).await.unwrap();
+    let big = roomy
+        .call_tool("big", json!({"bytes": 256 * 1024}))
+        .await
+        .unwrap();
+    assert_eq!(mcp_harness::tool_text(&big).len(), 256 * 1024);
+    assert_eq!(call_text(&s, "echo", json!({"text": "next"})).await, "next");
+}

@@ -319,9 +319,10 @@ impl SessionBuilder {
         self
     }
 
-    /// The longest message a stdio server may write, in bytes (one JSON-RPC line; default
-    /// 32 MiB, room for large tool results). A longer one closes the session at once, with
-    /// memory bounded, and the callers' errors say why.
+    /// The longest message a server may send, in bytes: a stdio line, a streamable HTTP JSON
+    /// body or SSE event (default 32 MiB, room for large tool results). Over stdio a longer
+    /// one closes the session at once; over HTTP the request it answers fails. Memory stays
+    /// bounded, and the callers' errors say why.
     ///
     /// ```no_run
     /// # mcp_harness::run(async {

@@ -249,6 +249,9 @@ fn http_config(
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .custom_headers(headers)
         .max_concurrent_requests(cfg.max_in_flight)
+        // One bound for every transport: a JSON body or an SSE event as long as a stdio line.
+        .max_json_response_size(cfg.max_message_size)
+        .max_sse_event_size(cfg.max_message_size)
         .reinit_on_expired_session(false);
     // rmcp's default retries a broken response stream forever: a killed server would leave
     // in-flight calls hanging until their timeout instead of failing with `Closed`.
