@@ -384,8 +384,7 @@ fn peak_rss_kib() -> u64 {
 }
 
 /// Over streamable HTTP the same bound applies to a JSON body and to an SSE event: the call
-/// fails at once, and the session serves the next call. (The error still reads "Transport
-/// closed": rmcp does not say that the body was too large.)
+/// fails at once with an error that says so, and the session serves the next call.
 #[mcp_harness::test]
 async fn an_oversized_http_answer_fails_that_call_at_once() {
     let server = http_server().await;

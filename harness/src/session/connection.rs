@@ -48,6 +48,8 @@ pub(super) struct Shared {
     pub(super) pending_cancels: Arc<PendingCancels>,
     /// Why the transport was closed by the harness itself (a message over the size bound).
     pub(super) violation: Arc<Mutex<Option<String>>>,
+    /// An HTTP answer over the size bound (the bound, in bytes): only that request failed.
+    pub(super) oversized: Arc<Mutex<Option<usize>>>,
 }
 
 /// Cancellations on their way to the server: the owner waits for them (within a bound) before
@@ -139,6 +141,7 @@ impl Connection {
             listen_id: RwLock::new(None),
             pending_cancels: Arc::default(),
             violation: Arc::default(),
+            oversized: Arc::default(),
         });
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -232,6 +235,23 @@ impl Connection {
         else {
             return e;
         };
+        let oversized = self
+            .shared
+            .oversized
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(bound) = oversized {
+            // rmcp reports the refused body as a closed transport; the session goes on.
+            return Error::Protocol {
+                session,
+                method,
+                detail: format!(
+                    "the answer was larger than the session's max_message_size ({bound} bytes); \
+                     raise it with SessionBuilder::max_message_size if such answers are expected"
+                ),
+            };
+        }
         let violation = self
             .shared
             .violation

@@ -59,7 +59,7 @@ pub(super) async fn owner_task(
             }),
         // Legacy HTTP+SSE: `Target::Sse`, or a started server that speaks it.
         _ if cfg.target.transport() == Transport::Sse => sse::connect(&cfg, handler).await,
-        _ => streamable_http::connect(&cfg, handler).await,
+        _ => streamable_http::connect(&cfg, handler, shared.oversized.clone()).await,
     };
     let started = match connected {
         Ok(started) => started,

@@ -22,6 +22,7 @@ use crate::session::target::Target;
 pub(in crate::session) async fn connect(
     cfg: &SessionBuilder,
     handler: ClientHandler,
+    oversized: Arc<std::sync::Mutex<Option<usize>>>,
 ) -> std::result::Result<Started, Failure> {
     let url = match &cfg.target {
         Target::Server(s) => s.url().to_owned(),
@@ -38,6 +39,7 @@ pub(in crate::session) async fn connect(
                     tokens: tokens.clone(),
                 },
                 opened,
+                oversized,
             };
             let transport = StreamableHttpClientTransport::with_client(client, config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
@@ -46,6 +48,7 @@ pub(in crate::session) async fn connect(
             let client = WatchedGet {
                 inner: HTTP_CLIENT.get(),
                 opened,
+                oversized,
             };
             let transport = StreamableHttpClientTransport::with_client(client, config);
             handshake::initialize(handler, transport, cfg.init_timeout, &cfg.protocol).await
@@ -85,16 +88,21 @@ type SseEvents = futures::stream::BoxStream<
 struct WatchedGet<C> {
     inner: C,
     opened: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set when an answer was refused for its size (the bound), for the caller's error.
+    oversized: Arc<std::sync::Mutex<Option<usize>>>,
 }
 
 impl<C> WatchedGet<C> {
     /// A request sent without a session (the opening one) whose answer names none, or fails:
     /// no GET stream will follow.
-    fn note_post<E>(
+    fn note_post<E: std::error::Error + Send + Sync + 'static>(
         &self,
         without_session: bool,
-        answer: &std::result::Result<StreamableHttpPostResponse, E>,
+        answer: &std::result::Result<StreamableHttpPostResponse, StreamableHttpError<E>>,
     ) {
+        if let Err(StreamableHttpError::ResponseBodyTooLarge { max_size }) = answer {
+            *self.oversized.lock().unwrap_or_else(|p| p.into_inner()) = Some(*max_size);
+        }
         let sessionless = match answer {
             Ok(
                 StreamableHttpPostResponse::Json(_, id) | StreamableHttpPostResponse::Sse(_, id),
