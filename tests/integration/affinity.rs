@@ -12,26 +12,18 @@ use futures::StreamExt as _;
 use mcp_harness::pool::PoolBuilder;
 use mcp_harness::pool::{AcquireRequest, MemoryStore, OwnershipStore, RedisStore, WorkerConfig};
 use mcp_harness::{
-    Bundled, BundledAuth, BundledServer, Era, Error, Protocol, Server, ServerSpec, SessionPool,
-    Transport,
+    Bundled, BundledAuth, BundledServer, Era, Error, Protocol, Server, SessionPool, Transport,
 };
 use serde_json::{Value, json};
 
-use crate::support::{capture_logs, captured_logs, eventually, redis_server};
+use crate::support::{
+    capture_logs, captured_logs, eventually, fast_test_http as server, redis_server,
+};
 
 /// A pool whose upstreams speak the handshake era: ownership and forwarding concern protocol
 /// sessions, which only that era has (stateless upstreams are tested apart, at the end).
 fn handshake_pool() -> PoolBuilder {
     SessionPool::builder().protocol(Protocol::Handshake("2025-11-25".into()))
-}
-
-async fn server() -> Server {
-    Server::start(ServerSpec::bundled(
-        Bundled::FastTest,
-        Transport::StreamableHttp,
-    ))
-    .await
-    .unwrap()
 }
 
 fn unique(prefix: &str) -> String {

@@ -3,7 +3,6 @@
 //! found where it prints its address.
 
 use std::path::Path;
-use std::process::Command;
 
 use mcp_harness_fixtures::{Config, ConfigError};
 
@@ -260,16 +259,10 @@ fn child_run(config: &str, client: &str, server: &str, restart: bool) -> (bool, 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mcp-harness.toml");
     std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "config::child_run_with_a_configured_server",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-    ])
-    .env("MCP_HARNESS_CONFIG", &path)
-    .env(CLIENT, client)
-    .env("MCP_HARNESS_TEST_CONFIG_SERVER", server);
+    let mut cmd = crate::support::rerun_test_binary("config::child_run_with_a_configured_server");
+    cmd.env("MCP_HARNESS_CONFIG", &path)
+        .env(CLIENT, client)
+        .env("MCP_HARNESS_TEST_CONFIG_SERVER", server);
     if restart {
         cmd.env("MCP_HARNESS_TEST_RESTART", "1");
     }

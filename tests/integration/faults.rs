@@ -2,19 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_harness::{Bundled, Error, Server, ServerSpec, Session, Target, Transport};
+use mcp_harness::{Error, Server, ServerSpec, Session, Target, Transport};
 use serde_json::json;
 
-use crate::support::{call_text, pid_alive};
-
-async fn http_server() -> Server {
-    Server::start(ServerSpec::bundled(
-        Bundled::FastTest,
-        Transport::StreamableHttp,
-    ))
-    .await
-    .expect("fast-test over http")
-}
+use crate::support::{call_text, fast_test_http as http_server, pid_alive};
 
 #[tokio::test]
 async fn killed_server_gives_a_typed_error_naming_the_cause_and_restart_recovers() {

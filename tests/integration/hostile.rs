@@ -7,19 +7,11 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mcp_harness::{Bundled, Server, ServerSpec, Session, Transport};
+use mcp_harness::{Server, Session};
 use serde_json::json;
 
 use crate::support::call_text;
-
-async fn server() -> Server {
-    Server::start(ServerSpec::bundled(
-        Bundled::FastTest,
-        Transport::StreamableHttp,
-    ))
-    .await
-    .expect("fast-test over http")
-}
+use crate::support::fast_test_http as server;
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -4,7 +4,6 @@
 //! with its own `TMPDIR`, and looks at what the child left behind.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use mcp_harness::{AddressSource, Readiness, Server, ServerSpec, Transport};
@@ -61,18 +60,12 @@ async fn child_run_with_a_noisy_server() -> mcp_harness::Result<()> {
 /// test passed.
 fn child_run(outcome: &str, extra_env: &[(&str, &str)]) -> (tempfile::TempDir, bool) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "logs::child_run_with_a_noisy_server",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-    ])
-    .env("TMPDIR", tmp.path())
-    .env(OUTCOME, outcome)
-    .env_remove("MCP_HARNESS_LOG_DIR")
-    .env_remove("MCP_HARNESS_KEEP_LOGS")
-    .env_remove("MCP_HARNESS_LOG_CAP");
+    let mut cmd = crate::support::rerun_test_binary("logs::child_run_with_a_noisy_server");
+    cmd.env("TMPDIR", tmp.path())
+        .env(OUTCOME, outcome)
+        .env_remove("MCP_HARNESS_LOG_DIR")
+        .env_remove("MCP_HARNESS_KEEP_LOGS")
+        .env_remove("MCP_HARNESS_LOG_CAP");
     for (k, v) in extra_env {
         cmd.env(k, v);
     }

@@ -22,16 +22,7 @@ use mcp_harness::{
 use rstest::rstest;
 use serde_json::{Value, json};
 
-use crate::support::{call_json, call_text, eventually, pin};
-
-async fn server() -> Server {
-    Server::start(ServerSpec::bundled(
-        Bundled::FastTest,
-        Transport::StreamableHttp,
-    ))
-    .await
-    .expect("fast-test over http")
-}
+use crate::support::{call_json, call_text, eventually, fast_test_http as server, pin};
 
 async fn jwt_server() -> Server {
     let spec = BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)

@@ -355,3 +355,23 @@ pub async fn read_http_request(conn: &mut tokio::net::TcpStream) -> Option<Strin
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+/// A bundled `fast-test` over streamable HTTP, of the calling test's own (so that server-side
+/// counts belong to it alone).
+pub async fn fast_test_http() -> Server {
+    Server::start(ServerSpec::bundled(
+        Bundled::FastTest,
+        Transport::StreamableHttp,
+    ))
+    .await
+    .expect("fast-test over http")
+}
+
+/// This test binary run again for one test only (`name`, which may be ignored), with its
+/// output not captured: for behaviour that needs a process of its own (its exit, its
+/// environment).
+pub fn rerun_test_binary(name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args([name, "--exact", "--ignored", "--nocapture"]);
+    cmd
+}

@@ -8,21 +8,14 @@ use http::{HeaderMap, HeaderValue};
 
 use super::breaker::{Breakers, Permit};
 use super::identity::{
-    ANONYMOUS, DEFAULT_IDENTITY_HEADERS, IdentityExtractor, IdentityRules, PoolKey, safe_url,
-    sha256_hex, user_hash,
+    ANONYMOUS, IdentityExtractor, IdentityRules, PoolKey, safe_url, sha256_hex, user_hash,
 };
 use crate::errors::Error;
 use crate::transport::Transport;
 
+/// The rules of a pool built with the defaults.
 fn rules() -> IdentityRules {
-    IdentityRules {
-        headers: DEFAULT_IDENTITY_HEADERS
-            .iter()
-            .map(|s| http::HeaderName::from_static(s))
-            .collect(),
-        extractor: None,
-        affinity: false,
-    }
+    super::config::PoolConfig::default().rules
 }
 
 fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

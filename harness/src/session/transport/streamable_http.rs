@@ -95,6 +95,19 @@ struct WatchedGet<C> {
 impl<C> WatchedGet<C> {
     /// A request sent without a session (the opening one) whose answer names none, or fails:
     /// no GET stream will follow.
+    /// Awaits a POST and notes what its answer says (see [`Self::note_post`]).
+    async fn noted<E: std::error::Error + Send + Sync + 'static>(
+        &self,
+        without_session: bool,
+        sent: impl Future<
+            Output = std::result::Result<StreamableHttpPostResponse, StreamableHttpError<E>>,
+        >,
+    ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<E>> {
+        let answer = sent.await;
+        self.note_post(without_session, &answer);
+        answer
+    }
+
     fn note_post<E: std::error::Error + Send + Sync + 'static>(
         &self,
         without_session: bool,
@@ -127,13 +140,12 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for WatchedGet<C> {
         auth_header: Option<String>,
         custom_headers: HttpHeaders,
     ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
-        let first = session_id.is_none();
-        let answer = self
-            .inner
-            .post_message(uri, message, session_id, auth_header, custom_headers)
-            .await;
-        self.note_post(first, &answer);
-        answer
+        self.noted(
+            session_id.is_none(),
+            self.inner
+                .post_message(uri, message, session_id, auth_header, custom_headers),
+        )
+        .await
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -145,20 +157,18 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for WatchedGet<C> {
         custom_headers: HttpHeaders,
         max: usize,
     ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
-        let first = session_id.is_none();
-        let answer = self
-            .inner
-            .post_message_with_max_sse_event_size(
+        self.noted(
+            session_id.is_none(),
+            self.inner.post_message_with_max_sse_event_size(
                 uri,
                 message,
                 session_id,
                 auth_header,
                 custom_headers,
                 max,
-            )
-            .await;
-        self.note_post(first, &answer);
-        answer
+            ),
+        )
+        .await
     }
 
     async fn post_message_with_response_limits(
@@ -170,20 +180,18 @@ impl<C: StreamableHttpClient + Sync> StreamableHttpClient for WatchedGet<C> {
         custom_headers: HttpHeaders,
         limits: StreamableHttpResponseLimits,
     ) -> std::result::Result<StreamableHttpPostResponse, StreamableHttpError<C::Error>> {
-        let first = session_id.is_none();
-        let answer = self
-            .inner
-            .post_message_with_response_limits(
+        self.noted(
+            session_id.is_none(),
+            self.inner.post_message_with_response_limits(
                 uri,
                 message,
                 session_id,
                 auth_header,
                 custom_headers,
                 limits,
-            )
-            .await;
-        self.note_post(first, &answer);
-        answer
+            ),
+        )
+        .await
     }
 
     fn delete_session(
