@@ -90,6 +90,8 @@ pub(crate) enum ExitStep {
     StopProcesses,
     /// Remove the run's server logs, unless something failed or they are to be kept.
     RemoveLogs,
+    /// Remove the files of test certificate authorities never dropped (held in statics).
+    RemoveTestFiles,
 }
 
 /// One step of the work done at process exit.

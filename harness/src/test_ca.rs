@@ -80,6 +80,7 @@ impl TestCa {
         );
         let dir = std::env::temp_dir().join(name.replace(' ', "-"));
         std::fs::create_dir_all(&dir).map_err(|e| failed("creating its folder", e))?;
+        remember(&dir);
         let mut params = CertificateParams::new(Vec::<String>::new())
             .map_err(|e| failed("setting up the CA", e))?;
         params.distinguished_name.push(DnType::CommonName, name);
@@ -157,5 +158,29 @@ impl TestCa {
 impl Drop for TestCa {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        live_dirs().retain(|d| d != &self.dir);
+    }
+}
+
+/// The folders of authorities still alive: one held in a `static` is never dropped, so its
+/// folder goes at process exit instead.
+static LIVE_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live_dirs() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE_DIRS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn remember(dir: &Path) {
+    live_dirs().push(dir.to_path_buf());
+    crate::runtime::at_exit(
+        crate::runtime::ExitStep::RemoveTestFiles,
+        |_| remove_live_dirs(),
+        remove_live_dirs,
+    );
+}
+
+fn remove_live_dirs() {
+    for dir in live_dirs().drain(..) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
