@@ -17,8 +17,12 @@ export MCP_HARNESS_JWT_SECRET="$secret"
 echo "MCP_HARNESS_SHARED_JWT_SECRET=$secret" >> "$NEXTEST_ENV"
 
 runner_pid="$PPID"
+# Their logs go to the target folder (overwritten by the next run, removed by `cargo clean`).
+logs="${CARGO_TARGET_DIR:-target}/tmp"
+mkdir -p "$logs"
 for server in fast-test fast-time; do
   var="MCP_HARNESS_SHARED_$(echo "$server" | tr 'a-z-' 'A-Z_')_URL"
   "$bin" serve "$server" --transport http --auth jwt \
-    --watch-pid "$runner_pid" --detach --env-file "$NEXTEST_ENV" --env-var "$var" >/dev/null
+    --watch-pid "$runner_pid" --detach --env-file "$NEXTEST_ENV" --env-var "$var" \
+    --log-file "$logs/shared-$server.log" >/dev/null
 done

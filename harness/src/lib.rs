@@ -109,7 +109,7 @@ mod layering {
         ("secret", &[]),
         ("transport", &["errors"]),
         ("tls", &["errors"]),
-        ("test_ca", &["errors"]),
+        ("test_ca", &["runtime", "errors"]),
         ("process", &["runtime", "transport", "errors"]),
         ("auth", &["runtime", "transport", "errors", "secret", "tls"]),
         ("bundled", &["process", "transport", "secret"]),

@@ -40,7 +40,10 @@ fn run(args: &[&str]) -> Run {
 }
 
 fn run_with(c: &mut Command) -> Run {
-    let out = c.output().expect("the CLI runs");
+    // A temp folder of the run's own: a run that fails on purpose keeps its server logs (as it
+    // should), and they go with the folder.
+    let tmp = tempfile::tempdir().expect("a temp folder");
+    let out = c.env("TMPDIR", tmp.path()).output().expect("the CLI runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

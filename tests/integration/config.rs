@@ -260,7 +260,9 @@ fn child_run(config: &str, client: &str, server: &str, restart: bool) -> (bool, 
     let path = dir.path().join("mcp-harness.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = crate::support::rerun_test_binary("config::child_run_with_a_configured_server");
-    cmd.env("MCP_HARNESS_CONFIG", &path)
+    // The child's temp folder is `dir`: a child failing on purpose keeps its server logs there.
+    cmd.env("TMPDIR", dir.path())
+        .env("MCP_HARNESS_CONFIG", &path)
         .env(CLIENT, client)
         .env("MCP_HARNESS_TEST_CONFIG_SERVER", server);
     if restart {

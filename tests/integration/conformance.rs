@@ -195,10 +195,14 @@ fn run_suite_with(suite: &Suite, scenario: &str, args: &[&str]) -> SuiteRun {
             )
         })
         .collect();
-    let bad_ids = bad_checks
+    let bad_ids: BTreeSet<String> = bad_checks
         .iter()
         .map(|c| c["id"].as_str().unwrap_or("?").to_owned())
         .collect();
+    // What the suite wrote is kept only when something in it failed.
+    if bad_ids.is_empty() && run.status.success() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
     SuiteRun {
         checks,
         bad,

@@ -121,7 +121,9 @@ async fn start_wrapper(pidfile: &Path, then: &str) -> (Server, u32) {
 }
 
 fn scenario_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
+    // Under the target folder, not the system's temp folder: a scenario's child is killed on
+    // purpose and keeps its server logs, and `cargo clean` removes them with the rest.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("mcp-harness-scenarios")
         .join(format!(
             "{name}-{}-{}",
@@ -149,6 +151,7 @@ fn scenario(name: &str, dir: &Path) -> Command {
     .env(SCENARIO_ENV, name)
     .env_remove("NEXTEST_ENV")
     .env(DIR_ENV, dir)
+    .env("TMPDIR", dir)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());

@@ -426,6 +426,8 @@ fn detach(args: ServeArgs) -> u8 {
         // No portable change notification for a file written by another process: poll briefly.
         std::thread::sleep(Duration::from_millis(10));
     };
+    // The port file was only the handshake with the background server.
+    let _ = std::fs::remove_file(&port_file);
     let url = url_for(&opts, std::net::SocketAddr::new(opts.host, port));
     if let Some(env_file) = &args.env_file {
         let line = format!("{}={url}\n", args.env_var);

@@ -207,7 +207,11 @@ pub(crate) fn build_app(
     let rmcp_ct = CancellationToken::new();
     let mut config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(!opts.stateless)
-        .with_json_response(opts.stateless)
+        // A request that ends in one answer gets it as plain JSON, in both eras; one that sends
+        // notifications or requests first gets an event stream. (This applies wherever rmcp
+        // serves a request without a session: every 2026-07-28 request, and the handshake era
+        // in stateless mode. Sessions of the handshake era answer on their own streams.)
+        .with_json_response(true)
         .with_cancellation_token(rmcp_ct.clone());
     let host = opts.host;
     if host.is_unspecified() {
