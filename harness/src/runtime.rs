@@ -91,6 +91,7 @@ pub(crate) enum ExitStep {
     /// Remove the run's server logs, unless something failed or they are to be kept.
     RemoveLogs,
     /// Remove the files of test certificate authorities never dropped (held in statics).
+    #[cfg_attr(not(feature = "test-ca"), allow(dead_code))]
     RemoveTestFiles,
 }
 

@@ -9,9 +9,10 @@
 //! a bundled `fast-test` over streamable HTTP; all of them, including the ones that need the
 //! suite's tools, resources and prompts, run against the bundled `conformance` server.
 //!
-//! The client's scenarios of the frozen requirement sets 2025-11-25 and 2026-07-28 (the
-//! non-auth ones) run with suite 0.2.0-alpha.12 against `mcp-harness check --protocol <set>`,
-//! with a baseline of expected failures ([`BASELINE`]), each with its reason.
+//! Every client scenario of the frozen requirement sets 2025-11-25 and 2026-07-28, the
+//! authorization ones included, runs with suite 0.2.0-alpha.12 against `mcp-harness check
+//! --protocol <set>` (with `--oauth` for authorization), with a baseline of expected failures
+//! ([`BASELINE`]), each with its reason.
 //!
 //! `scripts/setup.sh` installs both suites and the Node 22 they need: 0.1.16 under
 //! `$MCP_HARNESS_CONFORMANCE_DIR` (default `~/.cache/mcp-harness/conformance`), 0.2.0-alpha.12
@@ -388,7 +389,7 @@ const CUSTOM_HEADERS: &str = r#"--call 'test_custom_headers:{"region":"us-west1"
 /// non-zero).
 const INVALID_TOOL_HEADERS: &str = r#"--call 'valid_tool:{"region":"us-west1"}' --call 'invalid_empty_header:{"value":"x"}' --call 'invalid_object_header:{"data":{}}' --call 'invalid_array_header:{"items":["x"]}' --call 'invalid_null_header:{"nil":null}' --call 'invalid_number_header:{"score":1.5}' --call 'invalid_duplicate_same_case:{"field1":"x","field2":"y"}' --call 'invalid_duplicate_diff_case:{"field1":"x","field2":"y"}' --call 'invalid_space_in_name:{"value":"x"}' --call 'invalid_colon_in_name:{"value":"x"}' --call 'invalid_non_ascii_name:{"value":"x"}' --call 'invalid_control_char_name:{"value":"x"}'"#;
 
-/// Every non-auth client scenario of the two frozen requirement sets (`conformance list
+/// Every client scenario (authorization included) of the two frozen requirement sets (`conformance list
 /// --requirements <set>`), and the `check` flags that make the client do what the scenario's
 /// server expects (read from the scenarios' sources). `--protocol` is always the set's own
 /// revision, so that MCP_HARNESS_PROTOCOL does not change what is judged.
@@ -436,13 +437,78 @@ const CLIENT_SCENARIOS: &[(&str, &str, &str)] = &[
         INVALID_TOOL_HEADERS,
     ),
     ("2026-07-28", "json-schema-ref-no-deref", ""),
+    // The authorization scenarios: `check --oauth` runs the whole flow against the suite's
+    // authorization server (the 2026-07-28 set adds SEP-837 application_type, RFC 9207 iss,
+    // RFC 8414 issuer and RFC 9728 resource checks, and SEP-2352 migration).
+    ("2025-11-25", "auth/metadata-default", "--oauth"),
+    ("2025-11-25", "auth/metadata-var1", "--oauth"),
+    ("2025-11-25", "auth/metadata-var2", "--oauth"),
+    ("2025-11-25", "auth/metadata-var3", "--oauth"),
+    ("2025-11-25", "auth/basic-cimd", "--oauth"),
+    ("2025-11-25", "auth/scope-from-www-authenticate", "--oauth"),
+    ("2025-11-25", "auth/scope-from-scopes-supported", "--oauth"),
+    ("2025-11-25", "auth/scope-omitted-when-undefined", "--oauth"),
+    ("2025-11-25", "auth/scope-step-up", OAUTH_STEP_UP),
+    ("2025-11-25", "auth/scope-retry-limit", OAUTH_STEP_UP),
+    ("2025-11-25", "auth/token-endpoint-auth-basic", "--oauth"),
+    ("2025-11-25", "auth/token-endpoint-auth-post", "--oauth"),
+    ("2025-11-25", "auth/token-endpoint-auth-none", "--oauth"),
+    ("2025-11-25", "auth/pre-registration", OAUTH_PRE_REGISTERED),
+    ("2026-07-28", "auth/metadata-default", "--oauth"),
+    ("2026-07-28", "auth/metadata-var1", "--oauth"),
+    ("2026-07-28", "auth/metadata-var2", "--oauth"),
+    ("2026-07-28", "auth/metadata-var3", "--oauth"),
+    ("2026-07-28", "auth/basic-cimd", "--oauth"),
+    ("2026-07-28", "auth/scope-from-www-authenticate", "--oauth"),
+    ("2026-07-28", "auth/scope-from-scopes-supported", "--oauth"),
+    ("2026-07-28", "auth/scope-omitted-when-undefined", "--oauth"),
+    ("2026-07-28", "auth/scope-step-up", OAUTH_STEP_UP),
+    ("2026-07-28", "auth/scope-retry-limit", OAUTH_STEP_UP),
+    ("2026-07-28", "auth/token-endpoint-auth-basic", "--oauth"),
+    ("2026-07-28", "auth/token-endpoint-auth-post", "--oauth"),
+    ("2026-07-28", "auth/token-endpoint-auth-none", "--oauth"),
+    ("2026-07-28", "auth/pre-registration", OAUTH_PRE_REGISTERED),
+    ("2026-07-28", "auth/resource-mismatch", "--oauth"),
+    ("2026-07-28", "auth/offline-access-scope", "--oauth"),
+    ("2026-07-28", "auth/offline-access-not-supported", "--oauth"),
+    (
+        "2026-07-28",
+        "auth/authorization-server-migration",
+        "--oauth",
+    ),
+    ("2026-07-28", "auth/iss-supported", "--oauth"),
+    ("2026-07-28", "auth/iss-not-advertised", "--oauth"),
+    ("2026-07-28", "auth/iss-supported-missing", "--oauth"),
+    ("2026-07-28", "auth/iss-wrong-issuer", "--oauth"),
+    ("2026-07-28", "auth/iss-unexpected", "--oauth"),
+    ("2026-07-28", "auth/iss-normalized", "--oauth"),
+    ("2026-07-28", "auth/metadata-issuer-mismatch", "--oauth"),
 ];
+
+/// `check --oauth` for the step-up scenarios: a tool call is the request that wants more scope.
+const OAUTH_STEP_UP: &str = "--oauth --call test-tool";
+
+/// `check --oauth` with the suite's pre-registered client (`auth/pre-registration`).
+const OAUTH_PRE_REGISTERED: &str =
+    "--oauth --oauth-client-id pre-registered-client --oauth-client-secret pre-registered-secret";
 
 /// Client scenarios expected to fail today: `(set, scenario, the ids of the checks that fail or
 /// warn, why)`. A scenario here must fail with exactly those checks: one that passes, or fails
 /// differently, fails its test, so that the baseline follows the client.
-// Empty: every scenario passes. The mechanism stays for the next revision of the suite.
-const BASELINE: &[(&str, &str, &[&str], &str)] = &[];
+const BASELINE: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "2025-11-25",
+        "auth/basic-cimd",
+        &["cimd-client-id-used"],
+        "client ID metadata documents are not implemented yet: the client registers dynamically",
+    ),
+    (
+        "2026-07-28",
+        "auth/basic-cimd",
+        &["cimd-client-id-used"],
+        "client ID metadata documents are not implemented yet: the client registers dynamically",
+    ),
+];
 
 fn client_scenario_flags(set: &str, scenario: &str) -> &'static str {
     CLIENT_SCENARIOS
@@ -452,7 +518,7 @@ fn client_scenario_flags(set: &str, scenario: &str) -> &'static str {
         .unwrap_or_else(|| panic!("{scenario} ({set}) is not in CLIENT_SCENARIOS"))
 }
 
-/// One test per non-auth client scenario of each requirement set (the same list as
+/// One test per client scenario of each requirement set (the same list as
 /// [`CLIENT_SCENARIOS`], which `the_client_scenario_list_is_the_suites_requirement_sets`
 /// compares with the suite's own).
 #[rstest]
@@ -470,6 +536,69 @@ fn client_scenario_flags(set: &str, scenario: &str) -> &'static str {
 #[case::http_custom_headers_2026_07_28("2026-07-28", "http-custom-headers")]
 #[case::http_invalid_tool_headers_2026_07_28("2026-07-28", "http-invalid-tool-headers")]
 #[case::json_schema_ref_no_deref_2026_07_28("2026-07-28", "json-schema-ref-no-deref")]
+#[case::auth_metadata_default_2025_11_25("2025-11-25", "auth/metadata-default")]
+#[case::auth_metadata_var1_2025_11_25("2025-11-25", "auth/metadata-var1")]
+#[case::auth_metadata_var2_2025_11_25("2025-11-25", "auth/metadata-var2")]
+#[case::auth_metadata_var3_2025_11_25("2025-11-25", "auth/metadata-var3")]
+#[case::auth_basic_cimd_2025_11_25("2025-11-25", "auth/basic-cimd")]
+#[case::auth_scope_from_www_authenticate_2025_11_25(
+    "2025-11-25",
+    "auth/scope-from-www-authenticate"
+)]
+#[case::auth_scope_from_scopes_supported_2025_11_25(
+    "2025-11-25",
+    "auth/scope-from-scopes-supported"
+)]
+#[case::auth_scope_omitted_when_undefined_2025_11_25(
+    "2025-11-25",
+    "auth/scope-omitted-when-undefined"
+)]
+#[case::auth_scope_step_up_2025_11_25("2025-11-25", "auth/scope-step-up")]
+#[case::auth_scope_retry_limit_2025_11_25("2025-11-25", "auth/scope-retry-limit")]
+#[case::auth_token_endpoint_auth_basic_2025_11_25("2025-11-25", "auth/token-endpoint-auth-basic")]
+#[case::auth_token_endpoint_auth_post_2025_11_25("2025-11-25", "auth/token-endpoint-auth-post")]
+#[case::auth_token_endpoint_auth_none_2025_11_25("2025-11-25", "auth/token-endpoint-auth-none")]
+#[case::auth_pre_registration_2025_11_25("2025-11-25", "auth/pre-registration")]
+#[case::auth_metadata_default_2026_07_28("2026-07-28", "auth/metadata-default")]
+#[case::auth_metadata_var1_2026_07_28("2026-07-28", "auth/metadata-var1")]
+#[case::auth_metadata_var2_2026_07_28("2026-07-28", "auth/metadata-var2")]
+#[case::auth_metadata_var3_2026_07_28("2026-07-28", "auth/metadata-var3")]
+#[case::auth_basic_cimd_2026_07_28("2026-07-28", "auth/basic-cimd")]
+#[case::auth_scope_from_www_authenticate_2026_07_28(
+    "2026-07-28",
+    "auth/scope-from-www-authenticate"
+)]
+#[case::auth_scope_from_scopes_supported_2026_07_28(
+    "2026-07-28",
+    "auth/scope-from-scopes-supported"
+)]
+#[case::auth_scope_omitted_when_undefined_2026_07_28(
+    "2026-07-28",
+    "auth/scope-omitted-when-undefined"
+)]
+#[case::auth_scope_step_up_2026_07_28("2026-07-28", "auth/scope-step-up")]
+#[case::auth_scope_retry_limit_2026_07_28("2026-07-28", "auth/scope-retry-limit")]
+#[case::auth_token_endpoint_auth_basic_2026_07_28("2026-07-28", "auth/token-endpoint-auth-basic")]
+#[case::auth_token_endpoint_auth_post_2026_07_28("2026-07-28", "auth/token-endpoint-auth-post")]
+#[case::auth_token_endpoint_auth_none_2026_07_28("2026-07-28", "auth/token-endpoint-auth-none")]
+#[case::auth_pre_registration_2026_07_28("2026-07-28", "auth/pre-registration")]
+#[case::auth_resource_mismatch_2026_07_28("2026-07-28", "auth/resource-mismatch")]
+#[case::auth_offline_access_scope_2026_07_28("2026-07-28", "auth/offline-access-scope")]
+#[case::auth_offline_access_not_supported_2026_07_28(
+    "2026-07-28",
+    "auth/offline-access-not-supported"
+)]
+#[case::auth_authorization_server_migration_2026_07_28(
+    "2026-07-28",
+    "auth/authorization-server-migration"
+)]
+#[case::auth_iss_supported_2026_07_28("2026-07-28", "auth/iss-supported")]
+#[case::auth_iss_not_advertised_2026_07_28("2026-07-28", "auth/iss-not-advertised")]
+#[case::auth_iss_supported_missing_2026_07_28("2026-07-28", "auth/iss-supported-missing")]
+#[case::auth_iss_wrong_issuer_2026_07_28("2026-07-28", "auth/iss-wrong-issuer")]
+#[case::auth_iss_unexpected_2026_07_28("2026-07-28", "auth/iss-unexpected")]
+#[case::auth_iss_normalized_2026_07_28("2026-07-28", "auth/iss-normalized")]
+#[case::auth_metadata_issuer_mismatch_2026_07_28("2026-07-28", "auth/metadata-issuer-mismatch")]
 fn the_client_passes_the_official_requirement_set_scenario(
     #[case] set: &str,
     #[case] scenario: &str,
@@ -520,7 +649,7 @@ fn the_client_passes_the_official_requirement_set_scenario(
     }
 }
 
-/// The scenario list above is exactly the suite's: every non-auth client scenario that each
+/// The scenario list above is exactly the suite's: every client scenario that each
 /// frozen requirement set names, and the baseline names only listed scenarios.
 #[test]
 fn the_client_scenario_list_is_the_suites_requirement_sets() {
@@ -542,9 +671,7 @@ fn the_client_scenario_list_is_the_suites_requirement_sets() {
             .and_then(|rest| rest.split("never scored").next())
             .unwrap_or_else(|| panic!("no client scenarios in list --requirements {set}:\n{text}"));
         for line in section.lines() {
-            if let Some(name) = line.trim().strip_prefix("- ")
-                && !name.starts_with("auth/")
-            {
+            if let Some(name) = line.trim().strip_prefix("- ") {
                 listed.insert((set.to_owned(), name.trim().to_owned()));
             }
         }

@@ -6,7 +6,7 @@ use super::discovery::discover;
 use super::grant::authorization_code_grant;
 use super::http::oauth_error;
 use super::registration::register;
-use super::tokens::{OAuthTokens, Reauthorize, TokenState, apply_token_response};
+use super::tokens::{Grant, OAuthTokens, Reauthorize, TokenState, apply_token_response};
 use crate::errors::{OAuthStep, Result};
 use crate::secret::Secret;
 use crate::transport::Transport;
@@ -36,6 +36,12 @@ pub(crate) async fn authorize_with_headers(
     oauth.emit(OAuthStep::Registration, Some(callback.addr));
     let client = register(&d, &redirect_uri, scope.as_deref(), oauth).await?;
     let body = authorization_code_grant(&d, &client, callback, scope.as_deref(), oauth).await?;
+    let client = std::sync::Arc::new(client);
+    let grant = std::sync::Arc::new(Grant {
+        discovery: d.clone(),
+        client: client.clone(),
+        redirect_uri,
+    });
     let mut state = TokenState {
         access: Secret::new(""),
         refresh: None,
@@ -43,18 +49,20 @@ pub(crate) async fn authorize_with_headers(
         scope: None,
         refreshes: 0,
         step_ups: 0,
+        reauthorizations: 0,
+        grant: grant.clone(),
+        clients: vec![(d.issuer.clone(), client.clone())],
     };
     apply_token_response(&mut state, body, &d.token_endpoint, OAuthStep::Token)?;
     tracing::debug!(client_id = %client.id, "OAuth authorization complete");
     Ok(OAuthTokens {
         state: tokio::sync::Mutex::new(state),
-        client,
-        token_endpoint: d.token_endpoint.clone(),
-        resource: d.resource.clone(),
-        redirect_uri,
+        current: std::sync::Mutex::new(grant),
         refresh_skew: oauth.refresh_skew,
         reauthorize: Reauthorize {
-            discovery: d,
+            resource_url: resource_url.to_owned(),
+            sse,
+            headers: headers.to_vec(),
             oauth: oauth.clone(),
             requested: scope,
         },

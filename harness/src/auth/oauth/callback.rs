@@ -199,17 +199,33 @@ impl CallbackServer {
                 "the callback's state does not match the request (possible CSRF); refusing the code",
             ));
         }
-        if let Some(iss) = get("iss")
-            && iss.trim_end_matches('/') != d.issuer.trim_end_matches('/')
-        {
-            return Err(oauth_error(
-                target,
-                step,
-                format!(
-                    "the callback's iss {iss:?} is not the issuer {:?}",
-                    d.issuer
-                ),
-            ));
+        // RFC 9207: `iss` is compared exactly (no normalization), and it must be there when
+        // the authorization server says it sends it (a mix-up attack strips it).
+        match get("iss") {
+            Some(iss) if iss != d.issuer => {
+                return Err(oauth_error(
+                    target,
+                    step,
+                    format!(
+                        "the authorization response names issuer {iss:?}, expected {:?} (RFC \
+                         9207); refusing the code",
+                        d.issuer
+                    ),
+                ));
+            }
+            None if d.iss_supported => {
+                return Err(oauth_error(
+                    target,
+                    step,
+                    format!(
+                        "the authorization response has no iss although {:?} advertises \
+                         authorization_response_iss_parameter_supported (RFC 9207); refusing \
+                         the code",
+                        d.issuer
+                    ),
+                ));
+            }
+            _ => {}
         }
         get("code")
             .filter(|c| !c.is_empty())

@@ -19,6 +19,9 @@ pub(super) struct Discovery {
     pub(super) registration_endpoint: Option<String>,
     /// `token_endpoint_auth_methods_supported`, if the metadata says.
     pub(super) auth_methods: Option<Vec<String>>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): the authorization
+    /// response must then carry `iss`.
+    pub(super) iss_supported: bool,
     pub(super) scope: Option<String>,
 }
 
@@ -143,6 +146,17 @@ pub(super) async fn discover(
         .and_then(Value::as_str)
         .unwrap_or(resource_url)
         .to_owned();
+    if !covers(&resource, &url) {
+        return Err(oauth_error(
+            resource_url,
+            step,
+            format!(
+                "the protected resource metadata is for {resource:?}, not for this server \
+                 ({resource_url}); refusing to ask for a token for another resource \
+                 (RFC 9728 section 3.3)"
+            ),
+        ));
+    }
     let scope = challenge_scope.or_else(|| {
         prm.get("scopes_supported")
             .and_then(Value::as_array)
@@ -184,7 +198,41 @@ pub(super) async fn discover(
             ),
         ));
     };
+    // RFC 8414 section 3.3: the metadata's issuer is exactly the one its url was built from
+    // (no normalization), or its endpoints may be an attacker's.
+    let named = meta.get("issuer").and_then(Value::as_str);
+    if named != Some(issuer.as_str()) {
+        return Err(oauth_error(
+            &issuer,
+            step,
+            match named {
+                Some(named) => format!(
+                    "the authorization server's metadata names issuer {named:?}, expected \
+                     {issuer:?} (the issuer the protected resource names); refusing its endpoints"
+                ),
+                None => format!(
+                    "the authorization server's metadata has no issuer, expected {issuer:?}; \
+                     refusing its endpoints"
+                ),
+            },
+        ));
+    }
     discovery_from_metadata(&meta, issuer, resource, scope)
+}
+
+/// Whether the resource identifier `resource` (from protected resource metadata) covers the
+/// server at `server`: the same origin, and a path that is the server's or one of its parents
+/// (a server's metadata at the origin names the origin).
+fn covers(resource: &str, server: &reqwest::Url) -> bool {
+    let Ok(resource) = reqwest::Url::parse(resource) else {
+        return false;
+    };
+    if resource.origin() != server.origin() || resource.fragment().is_some() {
+        return false;
+    }
+    let parent = resource.path().trim_end_matches('/');
+    let path = server.path().trim_end_matches('/');
+    path == parent || path.starts_with(&format!("{parent}/"))
 }
 
 /// MCP 2025-03-26 discovery, for a server that answers 401 but publishes no protected
@@ -208,6 +256,7 @@ async fn discover_at_origin(
             token_endpoint: format!("{origin}/token"),
             registration_endpoint: Some(format!("{origin}/register")),
             auth_methods: None,
+            iss_supported: false,
             issuer: origin,
             scope,
         }),
@@ -252,6 +301,10 @@ fn discovery_from_metadata(
                     .map(str::to_owned)
                     .collect()
             }),
+        iss_supported: meta
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         issuer,
         scope,
     })

@@ -62,6 +62,8 @@ pub(super) async fn register(
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
         "token_endpoint_auth_method": wanted.as_str(),
+        // SEP-837 (MCP 2026-07-28): a client on a loopback redirect is a native application.
+        "application_type": "native",
     });
     if let Some(s) = scope {
         body["scope"] = Value::from(s);

@@ -1,16 +1,17 @@
 //! [`OAuthTokens`]: the tokens of an authorized client, refreshed and stepped up on demand.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::OAuth;
 use super::callback::CallbackServer;
-use super::discovery::Discovery;
+use super::discovery::{Discovery, discover};
 use super::grant::{authorization_code_grant, token_request};
 use super::http::oauth_error;
-use super::registration::ClientCredentials;
+use super::registration::{ClientCredentials, register};
 use crate::errors::{OAuthStep, Result};
 use crate::secret::Secret;
 
@@ -22,15 +23,37 @@ pub(super) struct TokenState {
     pub(super) refreshes: u64,
     /// Re-authorizations for a wider scope after a 403 `insufficient_scope` (step-up).
     pub(super) step_ups: u32,
+    /// Whole flows run again after a 401 that no refresh could answer.
+    pub(super) reauthorizations: u32,
+    /// Where the tokens come from now.
+    pub(super) grant: Arc<Grant>,
+    /// Every client registered so far, by the issuer it was registered with: credentials
+    /// belong to one authorization server and are never shown to another (SEP-2352).
+    pub(super) clients: Vec<(String, Arc<ClientCredentials>)>,
 }
 
 /// At most this many step-up authorizations per set of tokens: a server that keeps asking
 /// for more scope gets its 403, not an endless loop of authorizations.
 const MAX_STEP_UPS: u32 = 2;
 
-/// What a step-up authorization needs from the first flow.
-pub(super) struct Reauthorize {
+/// At most this many whole flows after 401s per set of tokens: a server that refuses every
+/// fresh token gets its 401, not an endless loop of authorizations.
+const MAX_REAUTHORIZATIONS: u32 = 4;
+
+/// The authorization server the tokens come from, the client registered with it and the
+/// redirect URI used; replaced when the resource names another authorization server.
+pub(super) struct Grant {
     pub(super) discovery: Discovery,
+    pub(super) client: Arc<ClientCredentials>,
+    pub(super) redirect_uri: String,
+}
+
+/// What running the flow again needs from the first one.
+pub(super) struct Reauthorize {
+    /// The MCP endpoint, how to probe it and the headers sent with the probe.
+    pub(super) resource_url: String,
+    pub(super) sse: bool,
+    pub(super) headers: Vec<(String, Secret)>,
     pub(super) oauth: OAuth,
     /// The scope the first authorization asked for.
     pub(super) requested: Option<String>,
@@ -40,33 +63,51 @@ pub(super) struct Reauthorize {
 /// `Debug`.
 pub struct OAuthTokens {
     pub(super) state: tokio::sync::Mutex<TokenState>,
-    pub(super) client: ClientCredentials,
-    pub(super) token_endpoint: String,
-    pub(super) resource: String,
-    pub(super) redirect_uri: String,
+    /// The current grant, readable without waiting for the state (set with it).
+    pub(super) current: std::sync::Mutex<Arc<Grant>>,
     pub(super) refresh_skew: Duration,
     pub(super) reauthorize: Reauthorize,
 }
 
 impl fmt::Debug for OAuthTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let grant = self.grant();
         f.debug_struct("OAuthTokens")
-            .field("client_id", &self.client.id)
-            .field("token_endpoint", &self.token_endpoint)
-            .field("resource", &self.resource)
+            .field("client_id", &grant.client.id)
+            .field("issuer", &grant.discovery.issuer)
+            .field("token_endpoint", &grant.discovery.token_endpoint)
+            .field("resource", &grant.discovery.resource)
             .finish_non_exhaustive()
     }
 }
 
 impl OAuthTokens {
-    /// The client id (registered or pre-registered).
-    pub fn client_id(&self) -> &str {
-        &self.client.id
+    fn grant(&self) -> Arc<Grant> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The client id (registered or pre-registered) at the current authorization server.
+    pub fn client_id(&self) -> String {
+        self.grant().client.id.clone()
+    }
+
+    /// The issuer of the current authorization server.
+    pub fn issuer(&self) -> String {
+        self.grant().discovery.issuer.clone()
     }
 
     /// The redirect URI that was used (the loopback callback; it is closed by now).
-    pub fn redirect_uri(&self) -> &str {
-        &self.redirect_uri
+    pub fn redirect_uri(&self) -> String {
+        self.grant().redirect_uri.clone()
+    }
+
+    /// How many times the whole flow ran again because the server refused a token that no
+    /// refresh could replace (a revoked grant, or an authorization server that moved).
+    pub async fn reauthorizations(&self) -> u32 {
+        self.state.lock().await.reauthorizations
     }
 
     /// The granted scope, if the server said.
@@ -97,23 +138,98 @@ impl OAuthTokens {
         self.refresh_locked(&mut state).await
     }
 
-    /// After the server refused `rejected`: refreshes unless another caller already did.
-    /// True when a different token is now available.
+    /// After the server refused `rejected` (401): refreshes unless another caller already did;
+    /// when there is no refresh token or the refresh fails, runs the whole flow again (see
+    /// [`reauthorizations`](Self::reauthorizations)). True when a different token is now
+    /// available.
     pub(crate) async fn refresh_after_rejection(&self, rejected: &Secret) -> bool {
         let mut state = self.state.lock().await;
         if state.access != *rejected {
             return true;
         }
-        if state.refresh.is_none() {
+        if state.refresh.is_some() {
+            match self.refresh_locked(&mut state).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "refreshing the access token after a 401 failed");
+                }
+            }
+        }
+        self.reauthorize_locked(&mut state).await
+    }
+
+    /// Runs the whole flow again: discovery first (the resource may name another
+    /// authorization server now), then registration with that server unless a client is
+    /// already registered there, then the grant. True when it produced a token.
+    async fn reauthorize_locked(&self, state: &mut TokenState) -> bool {
+        if state.reauthorizations >= MAX_REAUTHORIZATIONS {
+            tracing::debug!("a 401 after {MAX_REAUTHORIZATIONS} re-authorizations: giving up");
             return false;
         }
-        match self.refresh_locked(&mut state).await {
-            Ok(()) => true,
+        match self.run_flow_again(state).await {
+            Ok(()) => {
+                state.reauthorizations += 1;
+                true
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "refreshing the access token after a 401 failed");
+                tracing::debug!(error = %e, "authorizing again after a 401 failed");
                 false
             }
         }
+    }
+
+    async fn run_flow_again(&self, state: &mut TokenState) -> Result<()> {
+        let r = &self.reauthorize;
+        r.oauth.emit(OAuthStep::Discovery, None);
+        let d = discover(&r.resource_url, r.sse, &r.headers, &r.oauth).await?;
+        let scope = r.oauth.scope.clone().or_else(|| d.scope.clone());
+        let previous = state.grant.clone();
+        let callback = callback_near(&previous.redirect_uri).await.map_err(|e| {
+            oauth_error(
+                &r.resource_url,
+                OAuthStep::Authorization,
+                format!("cannot start the loopback callback server: {e}"),
+            )
+        })?;
+        let redirect_uri = callback.redirect_uri();
+        let known = state
+            .clients
+            .iter()
+            .find(|(issuer, _)| *issuer == d.issuer)
+            .map(|(_, c)| c.clone());
+        let client = match known {
+            Some(c) => c,
+            None => {
+                tracing::debug!(
+                    from = %previous.discovery.issuer,
+                    to = %d.issuer,
+                    "the resource names another authorization server: registering there"
+                );
+                r.oauth.emit(OAuthStep::Registration, Some(callback.addr));
+                let c = Arc::new(register(&d, &redirect_uri, scope.as_deref(), &r.oauth).await?);
+                state.clients.push((d.issuer.clone(), c.clone()));
+                c
+            }
+        };
+        let body =
+            authorization_code_grant(&d, &client, callback, scope.as_deref(), &r.oauth).await?;
+        // Nothing of the old grant carries over: its refresh token and scope were the old
+        // grant's.
+        state.refresh = None;
+        state.expires_at = None;
+        state.scope = None;
+        apply_token_response(state, body, &d.token_endpoint, OAuthStep::Token)?;
+        if state.scope.is_none() {
+            state.scope = scope;
+        }
+        state.step_ups = 0;
+        state.grant = Arc::new(Grant {
+            discovery: d,
+            client,
+            redirect_uri,
+        });
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = state.grant.clone();
+        Ok(())
     }
 
     /// After a 403 `insufficient_scope` for `rejected`: authorizes again, headless, for the
@@ -138,35 +254,33 @@ impl OAuthTokens {
             return false;
         }
         let r = &self.reauthorize;
-        let port = reqwest::Url::parse(&self.redirect_uri)
-            .ok()
-            .and_then(|u| u.port())
-            .unwrap_or(0);
-        let callback = match CallbackServer::start(port).await {
+        let grant = state.grant.clone();
+        let callback = match callback_near(&grant.redirect_uri).await {
             Ok(c) => c,
-            // The first flow's port is taken: any port (loopback redirects may vary).
-            Err(_) => match CallbackServer::start(0).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(error = %e, "no callback server for the step-up");
-                    return false;
-                }
-            },
+            Err(e) => {
+                tracing::debug!(error = %e, "no callback server for the step-up");
+                return false;
+            }
         };
         tracing::debug!(
             scope = wanted.as_deref().unwrap_or(""),
             "OAuth step-up: authorizing again for more scope"
         );
         match authorization_code_grant(
-            &r.discovery,
-            &self.client,
+            &grant.discovery,
+            &grant.client,
             callback,
             wanted.as_deref(),
             &r.oauth,
         )
         .await
         .and_then(|body| {
-            apply_token_response(&mut state, body, &self.token_endpoint, OAuthStep::Token)
+            apply_token_response(
+                &mut state,
+                body,
+                &grant.discovery.token_endpoint,
+                OAuthStep::Token,
+            )
         }) {
             Ok(()) => {
                 state.step_ups += 1;
@@ -183,9 +297,11 @@ impl OAuthTokens {
     }
 
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<()> {
+        let grant = state.grant.clone();
+        let token_endpoint = grant.discovery.token_endpoint.as_str();
         let Some(refresh) = state.refresh.clone() else {
             return Err(oauth_error(
-                &self.token_endpoint,
+                token_endpoint,
                 OAuthStep::Refresh,
                 "the authorization server issued no refresh token; authorize again",
             ));
@@ -193,20 +309,33 @@ impl OAuthTokens {
         let mut form = vec![
             ("grant_type", "refresh_token".to_owned()),
             ("refresh_token", refresh.expose().to_owned()),
-            ("resource", self.resource.clone()),
+            ("resource", grant.discovery.resource.clone()),
         ];
         let response = token_request(
-            &self.token_endpoint,
-            &self.client,
+            token_endpoint,
+            &grant.client,
             &mut form,
             OAuthStep::Refresh,
             Duration::from_secs(10),
         )
         .await?;
-        apply_token_response(state, response, &self.token_endpoint, OAuthStep::Refresh)?;
+        apply_token_response(state, response, token_endpoint, OAuthStep::Refresh)?;
         state.refreshes += 1;
         tracing::debug!("access token refreshed");
         Ok(())
+    }
+}
+
+/// A callback server on the port of `redirect_uri` if it is free, else on any port (loopback
+/// redirects may vary in port).
+async fn callback_near(redirect_uri: &str) -> std::io::Result<CallbackServer> {
+    let port = reqwest::Url::parse(redirect_uri)
+        .ok()
+        .and_then(|u| u.port())
+        .unwrap_or(0);
+    match CallbackServer::start(port).await {
+        Ok(c) => Ok(c),
+        Err(_) => CallbackServer::start(0).await,
     }
 }
 
