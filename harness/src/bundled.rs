@@ -12,7 +12,9 @@ use crate::process::{AddressSource, Readiness, ServerSpec};
 use crate::secret::Secret;
 use crate::transport::Transport;
 
-pub use mcp_harness_servers::{Bundled, OAuthClient, OAuthServerConfig};
+pub use mcp_harness_servers::{
+    Bundled, IssMisbehaviour, OAuthClient, OAuthMisbehaviour, OAuthServerConfig,
+};
 
 /// Registered with the loader directly: a process started with `MCP_HARNESS_SERVE` becomes
 /// that bundled server before `main` runs. [`BundledServer::spec`] refers to it so that every

@@ -53,7 +53,10 @@ pub use auth::{
     OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
 };
 #[cfg(feature = "bundled-servers")]
-pub use bundled::{Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerConfig};
+pub use bundled::{
+    Bundled, BundledAuth, BundledServer, IssMisbehaviour, OAuthClient, OAuthMisbehaviour,
+    OAuthServerConfig,
+};
 pub use errors::{Error, OAuthStep, Result};
 pub use pool::{PooledSession, SessionPool};
 pub use process::{AddressSource, READY_PREFIX, Readiness, Server, ServerSpec};

@@ -56,7 +56,7 @@ mod transport;
 use std::{io::Write, time::Duration};
 
 use auth::gate;
-pub use auth::oauth::{OAuthClient, OAuthServerConfig};
+pub use auth::oauth::{IssMisbehaviour, OAuthClient, OAuthMisbehaviour, OAuthServerConfig};
 pub use env::{
     BEARER_TOKENS_ENV, EVENT_LOG_ENV, JWT_PUBLIC_KEY_ENV, JWT_SECRET_ENV, OAUTH_CONFIG_ENV,
     SERVE_ENV, SUBJECT_ENV,

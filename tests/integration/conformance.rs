@@ -695,3 +695,127 @@ fn the_client_scenario_list_is_the_suites_requirement_sets() {
         );
     }
 }
+
+/// The suite's authorization-server scenarios (`conformance authorization`:
+/// `authorization-server-metadata-endpoint`, `authorization-code-grant`) judge the built-in
+/// authorization server, in each revision. The suite prints an authorization url for a person
+/// to open; the test plays that person (the built-in server approves at once and redirects to
+/// the suite's callback).
+#[rstest]
+#[case::revision_2025_11_25("2025-11-25")]
+#[case::revision_2026_07_28("2026-07-28")]
+#[mcp_harness::test]
+async fn the_built_in_authorization_server_passes_the_suites_authorization_scenarios(
+    #[case] revision: &str,
+) {
+    use mcp_harness::{
+        Bundled, BundledAuth, BundledServer, OAuthClient, OAuthServerConfig, Server, Transport,
+    };
+    use tokio::io::AsyncBufReadExt as _;
+    // The suite's client: public (it picks `none` when the metadata offers it), on a loopback
+    // callback.
+    let config = OAuthServerConfig {
+        clients: vec![OAuthClient {
+            client_id: "conformance-suite".into(),
+            client_secret: None,
+            token_endpoint_auth_method: "none".into(),
+            redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        }],
+        ..OAuthServerConfig::default()
+    };
+    let server = Server::start(
+        BundledServer::new(Bundled::FastTest, Transport::StreamableHttp)
+            .auth(BundledAuth::OAuth(Box::new(config)))
+            .spec(),
+    )
+    .await
+    .expect("fast-test with OAuth starts");
+    let issuer = reqwest::Url::parse(server.url())
+        .expect("a url")
+        .origin()
+        .ascii_serialization();
+    // A free port for the suite's callback server (the suite binds it itself).
+    let callback_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (node, entry) = ALPHA.paths();
+    let out = tempdir(&format!("authorization-{revision}"));
+    let mut suite = tokio::process::Command::new(node)
+        .arg(entry)
+        .args(["authorization", "--url", &issuer])
+        .args([
+            "--client-id",
+            "conformance-suite",
+            "--resource",
+            server.url(),
+        ])
+        .args(["-p", &callback_port.to_string(), "--spec-version", revision])
+        .arg("-o")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the conformance suite runs");
+    let mut lines = tokio::io::BufReader::new(suite.stdout.take().expect("piped")).lines();
+    let mut printed = String::new();
+    let mut authorize_url = None;
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with(&format!("{issuer}/authorize?")) {
+                authorize_url = Some(line.trim().to_owned());
+            }
+            if line.contains("Callback server started") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the suite never asked for the authorization:\n{printed}"
+    );
+    let url = authorize_url.unwrap_or_else(|| panic!("no authorization url:\n{printed}"));
+    // The person's browser: follows the redirect to the suite's callback.
+    let landed = reqwest::get(&url).await.expect("the authorization request");
+    assert!(landed.status().is_success(), "{}", landed.status());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        suite.wait().await
+    })
+    .await
+    .expect("the suite finishes")
+    .expect("the suite's exit status");
+    let mut checks = Vec::new();
+    for dir in std::fs::read_dir(&out)
+        .expect("the suite's output")
+        .flatten()
+    {
+        if let Some(file) = find(&dir.path(), "checks.json") {
+            let parsed: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            checks.extend(parsed);
+        }
+    }
+    for id in ["authorization-server-metadata", "authorization-code-grant"] {
+        assert!(has_success(&checks, id), "no successful {id}:\n{printed}");
+    }
+    let bad: BTreeSet<String> = checks
+        .iter()
+        .filter(|c| !matches!(c["status"].as_str(), Some("SUCCESS" | "INFO")))
+        .map(|c| c["id"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    // Expected until the server supports client ID metadata documents: the suite warns that
+    // the metadata does not advertise them.
+    let expected = BTreeSet::from(["authorization-server-metadata-cimd".to_owned()]);
+    assert_eq!(bad, expected, "{printed}");
+    // A warning does not fail the suite's run; anything else would.
+    assert!(ended.success(), "{printed}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -196,6 +196,9 @@ impl Gate {
         });
         if let Auth::OAuth(provider) = &auth {
             provider.set_issuer(base, &resource);
+            if let Some(named) = provider.misbehaving_prm_resource() {
+                metadata["resource"] = json!(named);
+            }
             metadata["authorization_servers"] = json!([provider.issuer()]);
             metadata["scopes_supported"] = json!(provider.scopes_supported());
             if let Some(scope) = provider.challenge_scope() {

@@ -13,6 +13,7 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::config::IssMisbehaviour;
 use super::provider::{Grant, Provider, oauth_error};
 
 /// How long an authorization code stays valid.
@@ -124,13 +125,23 @@ pub(super) async fn authorize(
         }
     };
     let state = q.state.clone().unwrap_or_default();
-    let iss = p.issuer().to_owned();
+    let iss = match p.config.misbehave.iss {
+        None => Some(p.issuer().to_owned()),
+        Some(IssMisbehaviour::Wrong) => Some("https://another-issuer.example".to_owned()),
+        Some(IssMisbehaviour::Missing) => None,
+        Some(IssMisbehaviour::Normalized) => Some(format!("{}/", p.issuer())),
+    };
+    crate::events::record("oauth_authorize", |o| {
+        o.insert("client_id".to_owned(), client_id.into());
+    });
     let fail = |error: &str, description: &str| {
         let mut params = vec![("error", error), ("error_description", description)];
         if !state.is_empty() {
             params.push(("state", state.as_str()));
         }
-        params.push(("iss", iss.as_str()));
+        if let Some(iss) = &iss {
+            params.push(("iss", iss.as_str()));
+        }
         redirect(&with_query(&redirect_uri, &params))
     };
     if q.response_type.as_deref() != Some("code") {
@@ -179,7 +190,9 @@ pub(super) async fn authorize(
     if !state.is_empty() {
         params.push(("state", state.as_str()));
     }
-    params.push(("iss", iss.as_str()));
+    if let Some(iss) = &iss {
+        params.push(("iss", iss.as_str()));
+    }
     redirect(&with_query(&redirect_uri, &params))
 }
 

@@ -40,6 +40,53 @@ pub struct OAuthServerConfig {
     pub allow_registration: bool,
     /// Pre-registered clients.
     pub clients: Vec<OAuthClient>,
+    /// Whether dynamic registration requires `application_type` (`native` or `web`), as MCP
+    /// 2026-07-28 asks of clients (SEP-837). Default true; false accepts the clients of earlier
+    /// revisions, which do not send it (they count as `web`, the OpenID default).
+    pub require_application_type: bool,
+    /// Misbehaviour on purpose, so that a client's refusals can be tested.
+    pub misbehave: OAuthMisbehaviour,
+}
+
+/// What the authorization server gets wrong on purpose ([`OAuthServerConfig::misbehave`]).
+/// The default gets nothing wrong.
+///
+/// ```
+/// use mcp_harness_servers::{IssMisbehaviour, OAuthMisbehaviour, OAuthServerConfig};
+/// let config = OAuthServerConfig {
+///     misbehave: OAuthMisbehaviour {
+///         iss: Some(IssMisbehaviour::Missing),
+///         ..OAuthMisbehaviour::default()
+///     },
+///     ..OAuthServerConfig::default()
+/// };
+/// let json = serde_json::to_string(&config).unwrap();
+/// assert!(json.contains(r#""iss":"missing""#));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OAuthMisbehaviour {
+    /// The `iss` of the authorization response (RFC 9207), which the metadata advertises.
+    pub iss: Option<IssMisbehaviour>,
+    /// The `issuer` the metadata document names instead of the server's own (RFC 8414 section
+    /// 3.3 asks clients to refuse such a document).
+    pub metadata_issuer: Option<String>,
+    /// The `resource` the protected resource metadata names instead of the MCP endpoint
+    /// (RFC 9728 section 3.3 asks clients to refuse it).
+    pub prm_resource: Option<String>,
+}
+
+/// How the authorization response's `iss` is wrong ([`OAuthMisbehaviour::iss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum IssMisbehaviour {
+    /// Another issuer's identifier (a mix-up).
+    Wrong,
+    /// No `iss` at all, although the metadata says it is sent.
+    Missing,
+    /// The issuer with a trailing slash (clients must not normalize before comparing).
+    Normalized,
 }
 
 impl Default for OAuthServerConfig {
@@ -52,6 +99,8 @@ impl Default for OAuthServerConfig {
             access_token_ttl_ms: 3_600_000,
             allow_registration: true,
             clients: Vec::new(),
+            require_application_type: true,
+            misbehave: OAuthMisbehaviour::default(),
         }
     }
 }
@@ -63,6 +112,8 @@ impl std::fmt::Debug for OAuthServerConfig {
             .field("scopes_supported", &self.scopes_supported)
             .field("required_scopes", &self.required_scopes)
             .field("clients", &self.clients)
+            .field("require_application_type", &self.require_application_type)
+            .field("misbehave", &self.misbehave)
             .finish_non_exhaustive()
     }
 }

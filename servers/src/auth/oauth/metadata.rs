@@ -14,8 +14,14 @@ use super::provider::Provider;
 impl Provider {
     fn metadata(&self) -> Value {
         let issuer = self.issuer();
+        let named = self
+            .config
+            .misbehave
+            .metadata_issuer
+            .as_deref()
+            .unwrap_or(issuer);
         let mut doc = json!({
-            "issuer": issuer,
+            "issuer": named,
             "authorization_endpoint": format!("{issuer}/authorize"),
             "token_endpoint": format!("{issuer}/token"),
             "response_types_supported": ["code"],

@@ -26,7 +26,7 @@ use axum::{
     routing::{get, post},
 };
 
-pub use self::config::{OAuthClient, OAuthServerConfig};
+pub use self::config::{IssMisbehaviour, OAuthClient, OAuthMisbehaviour, OAuthServerConfig};
 pub(crate) use self::provider::Provider;
 use self::{
     authorize::authorize,

@@ -104,6 +104,12 @@ impl Provider {
         &self.config.scopes_supported
     }
 
+    /// The `resource` the protected resource metadata names on purpose instead of the MCP
+    /// endpoint, if the server is set to misbehave so.
+    pub(crate) fn misbehaving_prm_resource(&self) -> Option<&str> {
+        self.config.misbehave.prm_resource.as_deref()
+    }
+
     pub(crate) fn challenge_scope(&self) -> Option<String> {
         (self.config.challenge_scope && !self.config.required_scopes.is_empty())
             .then(|| self.config.required_scopes.join(" "))

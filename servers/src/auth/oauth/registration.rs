@@ -28,6 +28,8 @@ struct Registration {
     client_name: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+    #[serde(default)]
+    application_type: Option<String>,
 }
 
 pub(super) async fn register(State(p): State<Arc<Provider>>, body: axum::body::Bytes) -> Response {
@@ -60,6 +62,25 @@ pub(super) async fn register(State(p): State<Arc<Provider>>, body: axum::body::B
             "redirect_uris must list at least one http(s) URI",
         );
     }
+    let application_type = match reg.application_type.as_deref() {
+        Some(t @ ("native" | "web")) => t.to_owned(),
+        Some(other) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                format!("application_type {other:?} is not one of \"native\" or \"web\""),
+            );
+        }
+        None if p.config.require_application_type => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                "application_type is missing: MCP 2026-07-28 clients send \"native\" or \"web\" \
+                 (SEP-837); a server for earlier clients sets require_application_type to false",
+            );
+        }
+        None => "web".to_owned(),
+    };
     let method = reg
         .token_endpoint_auth_method
         .unwrap_or_else(|| "client_secret_basic".into());
@@ -82,6 +103,13 @@ pub(super) async fn register(State(p): State<Arc<Provider>>, body: axum::body::B
         redirect_uris: reg.redirect_uris.clone(),
     };
     p.store().clients.insert(client_id.clone(), client);
+    crate::events::record("oauth_registration", |o| {
+        o.insert("client_id".to_owned(), client_id.clone().into());
+        o.insert(
+            "application_type".to_owned(),
+            application_type.clone().into(),
+        );
+    });
     let issued_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -92,6 +120,7 @@ pub(super) async fn register(State(p): State<Arc<Provider>>, body: axum::body::B
         "token_endpoint_auth_method": method,
         "grant_types": reg.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
         "response_types": ["code"],
+        "application_type": application_type,
     });
     if let Some(secret) = client_secret {
         doc["client_secret"] = json!(secret);

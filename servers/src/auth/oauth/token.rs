@@ -110,6 +110,13 @@ pub(super) async fn token(
         Ok(c) => c,
         Err(r) => return r,
     };
+    crate::events::record("oauth_token", |o| {
+        o.insert("client_id".to_owned(), client.client_id.clone().into());
+        o.insert(
+            "grant_type".to_owned(),
+            form.grant_type.clone().unwrap_or_default().into(),
+        );
+    });
     let grant_error = |d: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", d);
     let body = match form.grant_type.as_deref() {
         Some("authorization_code") => {
