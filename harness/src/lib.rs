@@ -50,7 +50,8 @@ mod tls;
 mod transport;
 
 pub use auth::{
-    OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize, live_callback_servers,
+    JwtSigningAlg, OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize,
+    live_callback_servers,
 };
 #[cfg(feature = "bundled-servers")]
 pub use bundled::{

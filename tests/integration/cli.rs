@@ -714,6 +714,37 @@ fn check_with_oauth_runs_the_flow_headless_and_names_the_step_that_failed() {
     assert!(r.stderr.contains("authorization"), "{}", r.stderr);
     // --oauth and --token are one or the other.
     run(&["check", &s.url, "--oauth", "--token", "t"]).expect(USAGE);
+    // Machine to machine: the client credentials grant, no callback; the token is the
+    // client's own.
+    let r = run_with(
+        cli()
+            .args(["check", &s.url, "--oauth-client-id", "ci-client"])
+            .args(["--oauth-client-credentials", "--call", "whoami", "--json"])
+            .env("MCP_HARNESS_OAUTH_CLIENT_SECRET", "ci-secret-5d1"),
+    )
+    .expect(OK);
+    assert_eq!(subject(&r), "ci-client");
+    // Without a secret or a key it is a usage error that says what to give.
+    let r = run(&[
+        "check",
+        &s.url,
+        "--oauth-client-id",
+        "ci-client",
+        "--oauth-client-credentials",
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("--oauth-private-key-file"), "{}", r.stderr);
+    // A key file that cannot be read is named.
+    let r = run(&[
+        "check",
+        &s.url,
+        "--oauth-client-id",
+        "ci-client",
+        "--oauth-private-key-file",
+        "/no/such/key.pem",
+    ])
+    .expect(USAGE);
+    assert!(r.stderr.contains("/no/such/key.pem"), "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

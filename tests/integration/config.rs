@@ -130,6 +130,71 @@ oauth = { client_id = "ci-client", auth_method = "client_secret_post", scope = "
 }
 
 #[test]
+fn machine_clients_parse_the_client_credentials_grant_with_a_secret_or_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bot.pem"), "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let cfg = Config::parse(
+        r#"
+[clients.secret-bot]
+oauth = { client_id = "bot", client_secret_env = "PATH", grant = "client_credentials" }
+
+[clients.key-bot]
+oauth = { client_id = "signer", private_key_file = "bot.pem", signing_alg = "rs256" }
+"#,
+        &dir.path().join("mcp-harness.toml"),
+    )
+    .unwrap();
+    let secret = cfg.client("secret-bot").unwrap().oauth.clone().unwrap();
+    assert!(secret.client_credentials && secret.client_secret.is_some());
+    let key = cfg.client("key-bot").unwrap().oauth.clone().unwrap();
+    assert!(
+        key.client_credentials,
+        "a private key means the client credentials grant"
+    );
+    assert_eq!(key.signing_alg, Some(mcp_harness::JwtSigningAlg::Rs256));
+    assert!(key.private_key.is_some());
+    // The key never shows in Debug output.
+    assert!(!format!("{key:?}").contains("BEGIN"), "{key:?}");
+}
+
+#[rstest::rstest]
+#[case::unknown_grant(
+    "oauth = { client_id = \"b\", client_secret_env = \"PATH\", grant = \"implicit\" }",
+    "clients.x.oauth.grant",
+    "expected authorization_code or client_credentials"
+)]
+#[case::grant_without_credentials(
+    "oauth = { client_id = \"b\", grant = \"client_credentials\" }",
+    "clients.x.oauth.grant",
+    "needs a client_id and its secret"
+)]
+#[case::jwt_without_key(
+    "oauth = { client_id = \"b\", auth_method = \"private_key_jwt\" }",
+    "clients.x.oauth",
+    "private_key_jwt needs a client_id and a private key"
+)]
+#[case::unknown_alg(
+    "oauth = { client_id = \"b\", private_key_env = \"PATH\", signing_alg = \"HS256\" }",
+    "clients.x.oauth.signing_alg",
+    "expected ES256 or RS256"
+)]
+#[case::unreadable_key(
+    "oauth = { client_id = \"b\", private_key_file = \"no-such.pem\" }",
+    "clients.x.oauth.private_key_file",
+    "cannot read"
+)]
+fn machine_client_mistakes_name_the_key(
+    #[case] line: &str,
+    #[case] expected_key: &str,
+    #[case] says: &str,
+) {
+    let (at, key, message) = invalid(&format!("[clients.x]\n\n{line}\n"));
+    assert_eq!(at, 3);
+    assert_eq!(key, expected_key);
+    assert!(message.contains(says), "{message}");
+}
+
+#[test]
 fn unknown_oauth_auth_method_names_file_line_and_key() {
     let (line, key, message) = invalid("[clients.x]\n\noauth = { auth_method = \"carrier\" }\n");
     assert_eq!(line, 3);

@@ -649,6 +649,66 @@ fn the_client_passes_the_official_requirement_set_scenario(
     }
 }
 
+/// The OAuth client credentials extension (`io.modelcontextprotocol/oauth-client-credentials`):
+/// the suite hands the client its credentials in `MCP_CONFORMANCE_CONTEXT` (a client secret,
+/// or a freshly generated ES256 private key), which a small wrapper passes to `check` the way a
+/// CI job would: the client id as a flag, the secret or key in the environment. Extension
+/// scenarios are not on the spec timeline, so a run for a revision needs `--force`.
+#[rstest]
+#[case::basic_2025_11_25("2025-11-25", "auth/client-credentials-basic")]
+#[case::jwt_2025_11_25("2025-11-25", "auth/client-credentials-jwt")]
+#[case::basic_2026_07_28("2026-07-28", "auth/client-credentials-basic")]
+#[case::jwt_2026_07_28("2026-07-28", "auth/client-credentials-jwt")]
+fn the_client_passes_the_client_credentials_extension_scenarios(
+    #[case] revision: &str,
+    #[case] scenario: &str,
+) {
+    let (node, _) = ALPHA.paths();
+    let dir = tempfile::tempdir().expect("a folder for the wrapper");
+    let wrapper = dir.path().join("client.sh");
+    let script = format!(
+        r#"#!/bin/sh
+set -e
+get() {{ '{node}' -e 'const v = JSON.parse(process.env.MCP_CONFORMANCE_CONTEXT || "{{}}")[process.argv[1]]; process.stdout.write(v == null ? "" : String(v))' "$1"; }}
+secret=$(get client_secret)
+key=$(get private_key_pem)
+alg=$(get signing_algorithm)
+if [ -n "$secret" ]; then export MCP_HARNESS_OAUTH_CLIENT_SECRET="$secret"; fi
+if [ -n "$key" ]; then export MCP_HARNESS_OAUTH_PRIVATE_KEY="$key"; fi
+exec '{CLI}' check --protocol {revision} --timeout 15s --oauth-client-id "$(get client_id)" \
+  --oauth-client-credentials --oauth-signing-alg "${{alg:-ES256}}" "$@"
+"#,
+        node = node.display(),
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let command = wrapper.display().to_string();
+    let args = [
+        "client",
+        "--spec-version",
+        revision,
+        "--force",
+        "--command",
+        command.as_str(),
+        "--timeout",
+        "60000",
+    ];
+    let checks = run_suite_strictly(&ALPHA, scenario, &args);
+    let proof = if scenario.ends_with("jwt") {
+        "client-credentials-jwt-verified"
+    } else {
+        "client-credentials-basic-auth"
+    };
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["id"] == proof && c["status"] == "SUCCESS"),
+        "{scenario} ({revision}): no successful {proof}: {checks:#?}"
+    );
+}
+
 /// The scenario list above is exactly the suite's: every client scenario that each
 /// frozen requirement set names, and the baseline names only listed scenarios.
 #[test]
@@ -720,6 +780,7 @@ async fn the_built_in_authorization_server_passes_the_suites_authorization_scena
             client_secret: None,
             token_endpoint_auth_method: "none".into(),
             redirect_uris: vec!["http://127.0.0.1/callback".into()],
+            jwks: None,
         }],
         ..OAuthServerConfig::default()
     };

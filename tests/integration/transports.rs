@@ -100,18 +100,21 @@ fn oauth_config() -> OAuthServerConfig {
                 client_secret: None,
                 token_endpoint_auth_method: "none".into(),
                 redirect_uris: loopback.clone(),
+                jwks: None,
             },
             OAuthClient {
                 client_id: "pre-basic".into(),
                 client_secret: Some(BASIC_SECRET.into()),
                 token_endpoint_auth_method: "client_secret_basic".into(),
                 redirect_uris: loopback.clone(),
+                jwks: None,
             },
             OAuthClient {
                 client_id: "pre-post".into(),
                 client_secret: Some(POST_SECRET.into()),
                 token_endpoint_auth_method: "client_secret_post".into(),
                 redirect_uris: loopback,
+                jwks: None,
             },
         ],
         ..OAuthServerConfig::default()

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::{TransportArg, exit, exit_code_for, ms, parse_duration, parse_header, parse_json_args};
 use mcp_harness::Error;
 use mcp_harness::{
-    ClientAnswers, ElicitationAnswer, Era, OAuth, Protocol, Secret, ServerSpec, Session, Target,
-    TokenEndpointAuth, Transport,
+    ClientAnswers, ElicitationAnswer, Era, JwtSigningAlg, OAuth, Protocol, Secret, ServerSpec,
+    Session, Target, TokenEndpointAuth, Transport,
 };
 
 #[derive(clap::Args)]
@@ -50,6 +50,23 @@ pub(super) struct CheckArgs {
         value_name = "SECRET"
     )]
     oauth_client_secret: Option<String>,
+    /// Machine to machine: the OAuth client credentials grant for the --oauth-client-id
+    /// client (its secret, or its private key), no browser and no callback server.
+    #[arg(long, requires = "oauth_client_id")]
+    oauth_client_credentials: bool,
+    /// The client's private key (PKCS #8 PEM file) to authenticate with a signed JWT
+    /// assertion (private_key_jwt, RFC 7523) in the client credentials grant (implies
+    /// --oauth-client-credentials). MCP_HARNESS_OAUTH_PRIVATE_KEY may hold the PEM instead.
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        requires = "oauth_client_id",
+        conflicts_with = "oauth_client_secret"
+    )]
+    oauth_private_key_file: Option<std::path::PathBuf>,
+    /// The algorithm of the client assertion: ES256 (P-256 key) or RS256 (RSA key).
+    #[arg(long, value_name = "ALG", default_value = "ES256", value_parser = parse_alg)]
+    oauth_signing_alg: JwtSigningAlg,
     /// The OAuth scope to ask for (default: the challenge's, else the server's
     /// scopes_supported). Implies --oauth.
     #[arg(long, value_name = "SCOPE", conflicts_with = "token")]
@@ -197,7 +214,13 @@ pub(super) fn run(args: CheckArgs) -> u8 {
     let credentials = Credentials {
         headers: args.headers.clone(),
         token: args.token.clone(),
-        oauth: oauth(&args),
+        oauth: match oauth(&args) {
+            Ok(o) => o,
+            Err(message) => {
+                eprintln!("mcp-harness check: {message}");
+                return exit::USAGE;
+            }
+        },
     };
     let calls = match calls(&args) {
         Ok(calls) => Asks {
@@ -273,28 +296,69 @@ fn target(args: &CheckArgs) -> Result<Target, String> {
     }
 }
 
+fn parse_alg(s: &str) -> Result<JwtSigningAlg, String> {
+    JwtSigningAlg::parse(s).ok_or_else(|| format!("`{s}` is not ES256 or RS256"))
+}
+
+/// The environment variable that may hold the client's private key (PEM) instead of a file.
+const PRIVATE_KEY_ENV: &str = "MCP_HARNESS_OAUTH_PRIVATE_KEY";
+
+/// The client's private key, from --oauth-private-key-file or the environment.
+fn private_key(args: &CheckArgs) -> Result<Option<Secret>, String> {
+    if let Some(path) = &args.oauth_private_key_file {
+        return std::fs::read_to_string(path)
+            .map(|pem| Some(Secret::new(pem)))
+            .map_err(|e| {
+                format!(
+                    "--oauth-private-key-file {}: cannot read it ({e})",
+                    path.display()
+                )
+            });
+    }
+    if args.oauth_client_secret.is_some() {
+        return Ok(None);
+    }
+    Ok(std::env::var(PRIVATE_KEY_ENV)
+        .ok()
+        .filter(|pem| !pem.trim().is_empty())
+        .map(Secret::new))
+}
+
 /// The OAuth settings asked for on the command line, if any.
-fn oauth(args: &CheckArgs) -> Option<OAuth> {
+fn oauth(args: &CheckArgs) -> Result<Option<OAuth>, String> {
     if !(args.oauth || args.oauth_client_id.is_some() || args.oauth_scope.is_some()) {
-        return None;
+        return Ok(None);
     }
     let mut oauth = OAuth::new()
         .client_name("mcp-harness check")
         .step_timeout(args.timeout);
     if let Some(id) = &args.oauth_client_id {
-        let (secret, method) = match &args.oauth_client_secret {
-            Some(s) => (
-                Some(Secret::new(s.clone())),
+        let key = private_key(args)?;
+        let secret = args.oauth_client_secret.clone().map(Secret::new);
+        oauth = match (key, secret) {
+            (Some(pem), _) => oauth.client_credentials_jwt(id.clone(), pem, args.oauth_signing_alg),
+            (None, Some(secret)) if args.oauth_client_credentials => {
+                oauth.client_credentials(id.clone(), secret, TokenEndpointAuth::ClientSecretBasic)
+            }
+            (None, None) if args.oauth_client_credentials => {
+                return Err(format!(
+                    "--oauth-client-credentials needs the client's secret \
+                     (--oauth-client-secret or MCP_HARNESS_OAUTH_CLIENT_SECRET) or its private \
+                     key (--oauth-private-key-file or {PRIVATE_KEY_ENV})"
+                ));
+            }
+            (None, Some(secret)) => oauth.pre_registered(
+                id.clone(),
+                Some(secret),
                 TokenEndpointAuth::ClientSecretBasic,
             ),
-            None => (None, TokenEndpointAuth::None),
+            (None, None) => oauth.pre_registered(id.clone(), None, TokenEndpointAuth::None),
         };
-        oauth = oauth.pre_registered(id.clone(), secret, method);
     }
     if let Some(scope) = &args.oauth_scope {
         oauth = oauth.scope(scope.clone());
     }
-    Some(oauth)
+    Ok(Some(oauth))
 }
 
 /// What the check authenticates with.

@@ -2,8 +2,8 @@
 
 use super::OAuth;
 use super::callback::CallbackServer;
-use super::discovery::discover;
-use super::grant::authorization_code_grant;
+use super::discovery::{Discovery, discover};
+use super::grant::{authorization_code_grant, client_credentials_grant};
 use super::http::oauth_error;
 use super::registration::register;
 use super::tokens::{Grant, OAuthTokens, Reauthorize, TokenState, apply_token_response};
@@ -22,6 +22,9 @@ pub(crate) async fn authorize_with_headers(
     oauth.emit(OAuthStep::Discovery, None);
     let d = discover(resource_url, sse, headers, oauth).await?;
     let scope = oauth.scope.clone().or_else(|| d.scope.clone());
+    if oauth.client_credentials {
+        return machine_to_machine(d, scope, resource_url, sse, headers, oauth).await;
+    }
     // The callback is listening before registration: the redirect URI names its port.
     let callback = CallbackServer::start(oauth.callback_port)
         .await
@@ -55,7 +58,77 @@ pub(crate) async fn authorize_with_headers(
     };
     apply_token_response(&mut state, body, &d.token_endpoint, OAuthStep::Token)?;
     tracing::debug!(client_id = %client.id, "OAuth authorization complete");
-    Ok(OAuthTokens {
+    Ok(tokens(
+        state,
+        grant,
+        resource_url,
+        sse,
+        headers,
+        oauth,
+        scope,
+    ))
+}
+
+/// The client credentials grant: the client is known to the authorization server (no
+/// registration, no callback server), one token request.
+async fn machine_to_machine(
+    d: Discovery,
+    scope: Option<String>,
+    resource_url: &str,
+    sse: bool,
+    headers: &[(String, Secret)],
+    oauth: &OAuth,
+) -> Result<OAuthTokens> {
+    if oauth.client_id.is_none() {
+        return Err(oauth_error(
+            &d.issuer,
+            OAuthStep::Registration,
+            "the client credentials grant needs a client the authorization server already \
+             knows: give its client id",
+        ));
+    }
+    oauth.emit(OAuthStep::Registration, None);
+    let client = std::sync::Arc::new(register(&d, "", scope.as_deref(), oauth).await?);
+    let body = client_credentials_grant(&d, &client, scope.as_deref(), oauth).await?;
+    let grant = std::sync::Arc::new(Grant {
+        discovery: d.clone(),
+        client: client.clone(),
+        redirect_uri: String::new(),
+    });
+    let mut state = TokenState {
+        access: Secret::new(""),
+        refresh: None,
+        expires_at: None,
+        scope: None,
+        refreshes: 0,
+        step_ups: 0,
+        reauthorizations: 0,
+        grant: grant.clone(),
+        clients: vec![(d.issuer.clone(), client.clone())],
+    };
+    apply_token_response(&mut state, body, &d.token_endpoint, OAuthStep::Token)?;
+    tracing::debug!(client_id = %client.id, "OAuth client credentials grant complete");
+    Ok(tokens(
+        state,
+        grant,
+        resource_url,
+        sse,
+        headers,
+        oauth,
+        scope,
+    ))
+}
+
+fn tokens(
+    state: TokenState,
+    grant: std::sync::Arc<Grant>,
+    resource_url: &str,
+    sse: bool,
+    headers: &[(String, Secret)],
+    oauth: &OAuth,
+    scope: Option<String>,
+) -> OAuthTokens {
+    OAuthTokens {
         state: tokio::sync::Mutex::new(state),
         current: std::sync::Mutex::new(grant),
         refresh_skew: oauth.refresh_skew,
@@ -66,7 +139,7 @@ pub(crate) async fn authorize_with_headers(
             oauth: oauth.clone(),
             requested: scope,
         },
-    })
+    }
 }
 
 /// Runs a headless OAuth 2.1 authorization for the MCP endpoint at `resource_url`

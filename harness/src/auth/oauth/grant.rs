@@ -14,8 +14,10 @@ use super::{OAuth, TokenEndpointAuth};
 use crate::errors::{OAuthStep, Result};
 
 /// POSTs a token request with the client's authentication; returns the JSON answer.
+/// `issuer` is the audience of a client assertion.
 pub(super) async fn token_request(
     endpoint: &str,
+    issuer: &str,
     client: &ClientCredentials,
     form: &mut Vec<(&'static str, String)>,
     step: OAuthStep,
@@ -37,6 +39,24 @@ pub(super) async fn token_request(
                     .map(|s| s.expose().to_owned())
                     .unwrap_or_default(),
             ));
+        }
+        TokenEndpointAuth::PrivateKeyJwt => {
+            let key = client.key.as_ref().ok_or_else(|| {
+                oauth_error(endpoint, step, "private_key_jwt without a private key")
+            })?;
+            let assertion = key.sign(&client.id, issuer).map_err(|why| {
+                oauth_error(
+                    endpoint,
+                    step,
+                    format!("cannot sign the client assertion: {why}"),
+                )
+            })?;
+            form.push(("client_id", client.id.clone()));
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ));
+            form.push(("client_assertion", assertion));
         }
         TokenEndpointAuth::ClientSecretBasic => {
             // Also in the body: RFC 6749 allows it, and some servers (the Python SDK's)
@@ -140,6 +160,34 @@ pub(super) async fn authorization_code_grant(
     ];
     token_request(
         &d.token_endpoint,
+        &d.issuer,
+        client,
+        &mut form,
+        OAuthStep::Token,
+        oauth.step_timeout,
+    )
+    .await
+}
+
+/// The client credentials grant (machine to machine): one token request, no browser.
+/// Returns the token response.
+pub(super) async fn client_credentials_grant(
+    d: &Discovery,
+    client: &ClientCredentials,
+    scope: Option<&str>,
+    oauth: &OAuth,
+) -> Result<Value> {
+    oauth.emit(OAuthStep::Token, None);
+    let mut form = vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("resource", d.resource.clone()),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s.to_owned()));
+    }
+    token_request(
+        &d.token_endpoint,
+        &d.issuer,
         client,
         &mut form,
         OAuthStep::Token,

@@ -5,6 +5,7 @@
 //! → `discovery` → `http`; `streamable` (the token-sending rmcp client) sits on `tokens`.
 //! All of them read the settings defined here.
 
+mod assertion;
 mod authorize;
 mod callback;
 mod discovery;
@@ -40,23 +41,63 @@ pub enum TokenEndpointAuth {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A JWT assertion signed with the client's private key (RFC 7523), no secret: see
+    /// [`OAuth::client_credentials_jwt`].
+    PrivateKeyJwt,
+}
+
+/// The algorithm a client assertion is signed with ([`OAuth::client_credentials_jwt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwtSigningAlg {
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+}
+
+impl JwtSigningAlg {
+    /// `ES256` or `RS256`, as JOSE names them (any case is accepted).
+    ///
+    /// ```
+    /// use mcp_harness::JwtSigningAlg;
+    /// assert_eq!(JwtSigningAlg::parse("es256"), Some(JwtSigningAlg::Es256));
+    /// assert_eq!(JwtSigningAlg::parse("HS256"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "ES256" => Some(JwtSigningAlg::Es256),
+            "RS256" => Some(JwtSigningAlg::Rs256),
+            _ => None,
+        }
+    }
 }
 
 impl TokenEndpointAuth {
-    /// The RFC 7591 name (`none`, `client_secret_basic`, `client_secret_post`).
+    /// The RFC 7591 name (`none`, `client_secret_basic`, `client_secret_post`,
+    /// `private_key_jwt`).
     pub fn as_str(self) -> &'static str {
         match self {
             TokenEndpointAuth::None => "none",
             TokenEndpointAuth::ClientSecretBasic => "client_secret_basic",
             TokenEndpointAuth::ClientSecretPost => "client_secret_post",
+            TokenEndpointAuth::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The method with this RFC 7591 name, if it is one of [`as_str`](Self::as_str)'s.
+    ///
+    /// ```
+    /// use mcp_harness::TokenEndpointAuth;
+    /// assert_eq!(TokenEndpointAuth::parse("private_key_jwt"), Some(TokenEndpointAuth::PrivateKeyJwt));
+    /// assert_eq!(TokenEndpointAuth::parse("carrier pigeon"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "none" => Some(TokenEndpointAuth::None),
             "client_secret_basic" => Some(TokenEndpointAuth::ClientSecretBasic),
             "client_secret_post" => Some(TokenEndpointAuth::ClientSecretPost),
+            "private_key_jwt" => Some(TokenEndpointAuth::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -100,6 +141,10 @@ pub struct OAuth {
     /// Whether the user chose the method (else the server's metadata may change it).
     auth_method_chosen: bool,
     scope: Option<String>,
+    /// Machine to machine: the client credentials grant instead of the authorization code.
+    client_credentials: bool,
+    /// The private key (PEM) and algorithm of `private_key_jwt`.
+    private_key: Option<(Secret, JwtSigningAlg)>,
     callback_port: u16,
     callback_timeout: Duration,
     step_timeout: Duration,
@@ -115,6 +160,11 @@ impl fmt::Debug for OAuth {
             .field("client_secret", &self.client_secret)
             .field("auth_method", &self.auth_method)
             .field("scope", &self.scope)
+            .field("client_credentials", &self.client_credentials)
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|(_, alg)| alg),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +185,8 @@ impl OAuth {
             auth_method: TokenEndpointAuth::None,
             auth_method_chosen: false,
             scope: None,
+            client_credentials: false,
+            private_key: None,
             callback_port: 0,
             callback_timeout: Duration::from_secs(30),
             step_timeout: Duration::from_secs(10),
@@ -155,6 +207,69 @@ impl OAuth {
         self.client_secret = client_secret;
         self.auth_method = auth_method;
         self.auth_method_chosen = true;
+        self
+    }
+
+    /// Machine to machine, no browser and no callback server: the client credentials grant
+    /// (the MCP OAuth client credentials extension) for a client the authorization server
+    /// already knows, authenticated with its secret (`ClientSecretBasic` or
+    /// `ClientSecretPost`). An expired token is fetched again the same way.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{OAuth, Secret, Session, Target, TokenEndpointAuth};
+    /// let secret = Secret::new(std::env::var("CI_CLIENT_SECRET").unwrap_or_default());
+    /// let oauth = OAuth::new().client_credentials("ci-bot", secret, TokenEndpointAuth::ClientSecretBasic);
+    /// let s = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .oauth(oauth)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: Secret,
+        auth_method: TokenEndpointAuth,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = Some(secret);
+        self.auth_method = auth_method;
+        self.auth_method_chosen = true;
+        self.client_credentials = true;
+        self.private_key = None;
+        self
+    }
+
+    /// The client credentials grant ([`client_credentials`](Self::client_credentials))
+    /// authenticated with a JWT assertion (RFC 7523, `private_key_jwt`): `iss` and `sub` the
+    /// client id, `aud` the authorization server's issuer, valid five minutes, signed with
+    /// `private_key_pem` (PKCS #8 PEM; PKCS #1 also for RS256). The key is read when the flow
+    /// runs; a key in the wrong shape fails the token step, saying how to convert it.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{JwtSigningAlg, OAuth, Secret, Session, Target};
+    /// let pem = Secret::new(std::fs::read_to_string("ci-bot.pem").unwrap_or_default());
+    /// let oauth = OAuth::new().client_credentials_jwt("ci-bot", pem, JwtSigningAlg::Es256);
+    /// let s = Session::builder(Target::Http("http://127.0.0.1:4000/mcp".into()))
+    ///     .oauth(oauth)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn client_credentials_jwt(
+        mut self,
+        client_id: impl Into<String>,
+        private_key_pem: Secret,
+        alg: JwtSigningAlg,
+    ) -> Self {
+        self.client_id = Some(client_id.into());
+        self.client_secret = None;
+        self.auth_method = TokenEndpointAuth::PrivateKeyJwt;
+        self.auth_method_chosen = true;
+        self.client_credentials = true;
+        self.private_key = Some((private_key_pem, alg));
         self
     }
 

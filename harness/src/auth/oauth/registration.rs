@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::assertion::AssertionKey;
 use super::discovery::Discovery;
 use super::http::{OAUTH_HTTP, describe_oauth_error, json_body, oauth_error, send};
 use super::{OAuth, TokenEndpointAuth};
@@ -12,6 +13,8 @@ pub(super) struct ClientCredentials {
     pub(super) id: String,
     pub(super) secret: Option<Secret>,
     pub(super) method: TokenEndpointAuth,
+    /// The signing key of `private_key_jwt`.
+    pub(super) key: Option<AssertionKey>,
 }
 
 pub(super) async fn register(
@@ -22,6 +25,28 @@ pub(super) async fn register(
 ) -> Result<ClientCredentials> {
     let step = OAuthStep::Registration;
     if let Some(id) = &oauth.client_id {
+        if oauth.auth_method == TokenEndpointAuth::PrivateKeyJwt {
+            let Some((pem, alg)) = &oauth.private_key else {
+                return Err(oauth_error(
+                    &d.issuer,
+                    step,
+                    format!("client `{id}` uses private_key_jwt but no private key was given"),
+                ));
+            };
+            let key = AssertionKey::from_pem(pem, *alg).map_err(|why| {
+                oauth_error(
+                    &d.issuer,
+                    step,
+                    format!("the private key of client `{id}` cannot sign: {why}"),
+                )
+            })?;
+            return Ok(ClientCredentials {
+                id: id.clone(),
+                secret: None,
+                method: TokenEndpointAuth::PrivateKeyJwt,
+                key: Some(key),
+            });
+        }
         if oauth.auth_method != TokenEndpointAuth::None && oauth.client_secret.is_none() {
             return Err(oauth_error(
                 &d.issuer,
@@ -36,6 +61,7 @@ pub(super) async fn register(
             id: id.clone(),
             secret: oauth.client_secret.clone(),
             method: oauth.auth_method,
+            key: None,
         });
     }
     let Some(endpoint) = &d.registration_endpoint else {
@@ -113,9 +139,17 @@ pub(super) async fn register(
             "the registration response has no client_secret for a confidential client",
         ));
     }
+    if method == TokenEndpointAuth::PrivateKeyJwt {
+        return Err(oauth_error(
+            endpoint,
+            step,
+            "the server registered the client for private_key_jwt, which needs a key it was never given",
+        ));
+    }
     Ok(ClientCredentials {
         id: id.to_owned(),
         secret,
         method,
+        key: None,
     })
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::OAuth;
 use super::callback::CallbackServer;
 use super::discovery::{Discovery, discover};
-use super::grant::{authorization_code_grant, token_request};
+use super::grant::{authorization_code_grant, client_credentials_grant, token_request};
 use super::http::oauth_error;
 use super::registration::{ClientCredentials, register};
 use crate::errors::{OAuthStep, Result};
@@ -128,6 +128,15 @@ impl OAuthTokens {
             .is_some_and(|t| Instant::now() + self.refresh_skew >= t);
         if stale && state.refresh.is_some() {
             self.refresh_locked(&mut state).await?;
+        } else if stale && self.reauthorize.oauth.client_credentials {
+            // Machine to machine: no refresh token is issued; the grant is simply run again.
+            let grant = state.grant.clone();
+            let scope = state
+                .scope
+                .clone()
+                .or_else(|| self.reauthorize.requested.clone());
+            self.client_credentials_locked(&mut state, &grant.discovery, &grant.client, scope)
+                .await?;
         }
         Ok(state.access.clone())
     }
@@ -184,6 +193,34 @@ impl OAuthTokens {
         let d = discover(&r.resource_url, r.sse, &r.headers, &r.oauth).await?;
         let scope = r.oauth.scope.clone().or_else(|| d.scope.clone());
         let previous = state.grant.clone();
+        if r.oauth.client_credentials {
+            let known = state
+                .clients
+                .iter()
+                .find(|(issuer, _)| *issuer == d.issuer)
+                .map(|(_, c)| c.clone());
+            let client = match known {
+                Some(c) => c,
+                None => {
+                    r.oauth.emit(OAuthStep::Registration, None);
+                    let c = Arc::new(register(&d, "", scope.as_deref(), &r.oauth).await?);
+                    state.clients.push((d.issuer.clone(), c.clone()));
+                    c
+                }
+            };
+            state.refresh = None;
+            state.scope = None;
+            self.client_credentials_locked(state, &d, &client, scope)
+                .await?;
+            state.step_ups = 0;
+            state.grant = Arc::new(Grant {
+                discovery: d,
+                client,
+                redirect_uri: String::new(),
+            });
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = state.grant.clone();
+            return Ok(());
+        }
         let callback = callback_near(&previous.redirect_uri).await.map_err(|e| {
             oauth_error(
                 &r.resource_url,
@@ -255,6 +292,21 @@ impl OAuthTokens {
         }
         let r = &self.reauthorize;
         let grant = state.grant.clone();
+        if r.oauth.client_credentials {
+            return match self
+                .client_credentials_locked(&mut state, &grant.discovery, &grant.client, wanted)
+                .await
+            {
+                Ok(()) => {
+                    state.step_ups += 1;
+                    true
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the step-up client credentials grant failed");
+                    false
+                }
+            };
+        }
         let callback = match callback_near(&grant.redirect_uri).await {
             Ok(c) => c,
             Err(e) => {
@@ -296,6 +348,25 @@ impl OAuthTokens {
         }
     }
 
+    /// Runs the client credentials grant for `scope` and takes its tokens.
+    async fn client_credentials_locked(
+        &self,
+        state: &mut TokenState,
+        d: &Discovery,
+        client: &ClientCredentials,
+        scope: Option<String>,
+    ) -> Result<()> {
+        let body =
+            client_credentials_grant(d, client, scope.as_deref(), &self.reauthorize.oauth).await?;
+        state.expires_at = None;
+        apply_token_response(state, body, &d.token_endpoint, OAuthStep::Token)?;
+        if state.scope.is_none() {
+            state.scope = scope;
+        }
+        tracing::debug!("access token fetched again with the client credentials grant");
+        Ok(())
+    }
+
     async fn refresh_locked(&self, state: &mut TokenState) -> Result<()> {
         let grant = state.grant.clone();
         let token_endpoint = grant.discovery.token_endpoint.as_str();
@@ -313,6 +384,7 @@ impl OAuthTokens {
         ];
         let response = token_request(
             token_endpoint,
+            &grant.discovery.issuer,
             &grant.client,
             &mut form,
             OAuthStep::Refresh,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 ///     client_secret: Some("ci-secret".into()),
 ///     token_endpoint_auth_method: "client_secret_post".into(),
 ///     redirect_uris: vec!["http://127.0.0.1/callback".into()],
+///     jwks: None,
 /// });
 /// let json = serde_json::to_string(&config).unwrap();
 /// let back: OAuthServerConfig = serde_json::from_str(&json).unwrap();
@@ -126,11 +127,16 @@ pub struct OAuthClient {
     /// The client secret (absent for public clients, `token_endpoint_auth_method: none`).
     #[serde(default)]
     pub client_secret: Option<String>,
-    /// `none`, `client_secret_basic` or `client_secret_post`.
+    /// `none`, `client_secret_basic`, `client_secret_post` or `private_key_jwt`. Every
+    /// method but `none` may also use the client credentials grant (machine to machine).
     pub token_endpoint_auth_method: String,
     /// The allowed redirect URIs. A loopback URI (`http://127.0.0.1/...`,
     /// `http://localhost/...`) matches any port, as RFC 8252 asks for native apps.
     pub redirect_uris: Vec<String>,
+    /// The client's public keys as a JWK Set (`{"keys": [...]}`, EC P-256 or RSA), which
+    /// verify its client assertions when it authenticates with `private_key_jwt` (RFC 7523).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for OAuthClient {
@@ -146,6 +152,7 @@ impl std::fmt::Debug for OAuthClient {
                 &self.token_endpoint_auth_method,
             )
             .field("redirect_uris", &self.redirect_uris)
+            .field("jwks", &self.jwks.is_some())
             .finish()
     }
 }

@@ -26,10 +26,11 @@ impl Provider {
             "token_endpoint": format!("{issuer}/token"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported":
-                ["none", "client_secret_basic", "client_secret_post"],
+                ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
             "scopes_supported": self.config.scopes_supported,
             "authorization_response_iss_parameter_supported": true,
             "subject_types_supported": ["public"],

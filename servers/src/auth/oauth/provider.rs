@@ -149,10 +149,10 @@ impl Provider {
         client_id: &str,
         subject: Arc<str>,
         scope: Vec<String>,
+        with_refresh: bool,
     ) -> Value {
         let ttl = Duration::from_millis(self.config.access_token_ttl_ms.max(1));
         let access = self.random_token("at_");
-        let refresh = self.random_token("rt_");
         store.access.insert(
             access.clone(),
             AccessToken {
@@ -161,21 +161,26 @@ impl Provider {
                 expires: Instant::now() + ttl,
             },
         );
-        store.refresh.insert(
-            refresh.clone(),
-            RefreshToken {
-                client_id: client_id.to_owned(),
-                subject,
-                scope: scope.clone(),
-            },
-        );
-        json!({
+        let mut body = json!({
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": ttl.as_millis().div_ceil(1000) as u64,
-            "refresh_token": refresh,
             "scope": scope.join(" "),
-        })
+        });
+        // RFC 6749 4.4.3: no refresh token for the client credentials grant.
+        if with_refresh {
+            let refresh = self.random_token("rt_");
+            store.refresh.insert(
+                refresh.clone(),
+                RefreshToken {
+                    client_id: client_id.to_owned(),
+                    subject,
+                    scope,
+                },
+            );
+            body["refresh_token"] = json!(refresh);
+        }
+        body
     }
 }
 

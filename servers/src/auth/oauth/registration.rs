@@ -101,6 +101,7 @@ pub(super) async fn register(State(p): State<Arc<Provider>>, body: axum::body::B
         client_secret: client_secret.clone(),
         token_endpoint_auth_method: method.clone(),
         redirect_uris: reg.redirect_uris.clone(),
+        jwks: None,
     };
     p.store().clients.insert(client_id.clone(), client);
     crate::events::record("oauth_registration", |o| {
