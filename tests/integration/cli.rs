@@ -733,7 +733,11 @@ fn check_with_oauth_runs_the_flow_headless_and_names_the_step_that_failed() {
         "--oauth-client-credentials",
     ])
     .expect(USAGE);
-    assert!(r.stderr.contains("--oauth-private-key-file"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--oauth-private-key-file"),
+        "{}",
+        r.stderr
+    );
     // A key file that cannot be read is named.
     let r = run(&[
         "check",

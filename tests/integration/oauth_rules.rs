@@ -178,3 +178,65 @@ async fn the_client_registers_as_a_native_application_and_the_server_requires_th
     let doc: Value = accepted.json().await.unwrap();
     assert_eq!(doc["application_type"], "web");
 }
+
+/// The resource moves to another authorization server mid-session (the built-in server's test
+/// switch; the old server revokes every grant): the client's next request is refused, no
+/// refresh can answer, so the client discovers the new server, registers with it (its old
+/// credentials are not shown there) and authorizes again; the MCP session goes on, its state
+/// intact.
+#[mcp_harness::test]
+async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on() {
+    use crate::support::{call_text, pin};
+    use mcp_harness::{Era, Session};
+    use std::sync::Arc;
+
+    let (server, log) = oauth_server(OAuthServerConfig::default()).await;
+    let tokens = Arc::new(
+        mcp_harness::authorize(server.url(), Transport::StreamableHttp, &OAuth::new())
+            .await
+            .expect("the first flow succeeds"),
+    );
+    let first_issuer = tokens.issuer();
+    let first_client = tokens.client_id();
+    // Per-session state (the counter) lives in the handshake era's sessions.
+    let session = Session::builder(&server)
+        .protocol(pin(Era::Handshake))
+        .oauth_tokens(tokens.clone())
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(call_text(&session, "counter", json!({})).await, "1");
+
+    let base = server.url().trim_end_matches("/mcp").to_owned();
+    let moved: Value = reqwest::Client::new()
+        .post(format!("{base}/oauth/test/move-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["moved"], true, "{moved}");
+
+    assert_eq!(
+        call_text(&session, "counter", json!({})).await,
+        "2",
+        "the same session goes on"
+    );
+    assert_eq!(tokens.issuer(), format!("{first_issuer}/moved"));
+    assert_eq!(tokens.reauthorizations().await, 1);
+    assert_ne!(tokens.client_id(), first_client, "registered anew");
+    let registered: Vec<String> = std::fs::read_to_string(log.path())
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "oauth_registration")
+        .filter_map(|e| e["client_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(registered, vec![first_client, tokens.client_id()]);
+    assert!(
+        mcp_harness::live_callback_servers().is_empty(),
+        "a callback server is still listening"
+    );
+    session.shutdown().await.unwrap();
+}

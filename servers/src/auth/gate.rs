@@ -176,8 +176,9 @@ pub(crate) struct Gate {
     pub(crate) auth: Auth,
     /// `resource_metadata="..."` (and the scope, for OAuth), precomputed.
     challenge_params: String,
-    /// The protected-resource metadata document.
-    metadata: String,
+    /// The protected-resource metadata document (its `authorization_servers` follow the
+    /// provider when it moves).
+    metadata: serde_json::Value,
 }
 
 impl Gate {
@@ -208,7 +209,7 @@ impl Gate {
         Gate {
             auth,
             challenge_params,
-            metadata: metadata.to_string(),
+            metadata,
         }
     }
 
@@ -313,9 +314,13 @@ impl Gate {
 }
 
 async fn metadata_doc(State(gate): State<Arc<Gate>>) -> Response {
+    let mut doc = gate.metadata.clone();
+    if let Auth::OAuth(provider) = &gate.auth {
+        doc["authorization_servers"] = json!([provider.current_issuer()]);
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
-        gate.metadata.clone(),
+        doc.to_string(),
     )
         .into_response()
 }

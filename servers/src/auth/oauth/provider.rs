@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -57,7 +60,15 @@ pub(crate) struct Provider {
     pub(super) resource: OnceLock<String>,
     store: Mutex<Store>,
     rng: ring::rand::SystemRandom,
+    /// The authorization server the resource moves to (its issuer is this one's plus
+    /// [`MOVED_PATH`]); none for the successor itself.
+    pub(super) successor: Option<Arc<Provider>>,
+    /// Whether the resource has moved to the successor (a test switch).
+    moved: AtomicBool,
 }
+
+/// The path of the successor's issuer under this server's base url.
+pub(crate) const MOVED_PATH: &str = "/moved";
 
 impl Provider {
     pub(crate) fn from_env() -> Result<Self, ServeError> {
@@ -74,6 +85,12 @@ impl Provider {
     }
 
     pub(crate) fn new(config: OAuthServerConfig) -> Self {
+        let mut provider = Self::alone(config.clone());
+        provider.successor = Some(Arc::new(Self::alone(config)));
+        provider
+    }
+
+    fn alone(config: OAuthServerConfig) -> Self {
         let clients = config
             .clients
             .iter()
@@ -88,12 +105,40 @@ impl Provider {
                 ..Store::default()
             }),
             rng: ring::rand::SystemRandom::new(),
+            successor: None,
+            moved: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn set_issuer(&self, base: &str, resource: &str) {
         let _ = self.issuer.set(base.to_owned());
         let _ = self.resource.set(resource.to_owned());
+        if let Some(next) = &self.successor {
+            next.set_issuer(&format!("{base}{MOVED_PATH}"), resource);
+        }
+    }
+
+    /// The issuer the protected resource names now: this one, or the successor's after
+    /// [`move_to_successor`](Self::move_to_successor).
+    pub(crate) fn current_issuer(&self) -> &str {
+        match (&self.successor, self.moved.load(Ordering::SeqCst)) {
+            (Some(next), true) => next.issuer(),
+            _ => self.issuer(),
+        }
+    }
+
+    /// Test switch: the resource moves to the successor authorization server. Every grant of
+    /// this one is revoked (access and refresh tokens), so a client can only go on by
+    /// discovering the new server, registering there and authorizing again. Returns whether
+    /// it moved now (false: it had moved already).
+    pub(crate) fn move_to_successor(&self) -> bool {
+        if self.successor.is_none() || self.moved.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let mut store = self.store();
+        store.access.clear();
+        store.refresh.clear();
+        true
     }
 
     pub(crate) fn issuer(&self) -> &str {
@@ -125,8 +170,11 @@ impl Provider {
         format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// The subject of a valid access token.
+    /// The subject of a valid access token (of the successor's, once moved).
     pub(crate) fn check_access_token(&self, token: &str) -> Result<Arc<str>, Reject> {
+        if let (Some(next), true) = (&self.successor, self.moved.load(Ordering::SeqCst)) {
+            return next.check_access_token(token);
+        }
         let store = self.store();
         let t = store.access.get(token).ok_or(Reject::Unknown)?;
         if Instant::now() >= t.expires {

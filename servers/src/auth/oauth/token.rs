@@ -340,6 +340,16 @@ pub(super) async fn token(
         .into_response()
 }
 
+/// Test switch: the protected resource names the successor authorization server from now on
+/// and this one revokes every grant it made.
+pub(super) async fn move_authorization_server(State(p): State<Arc<Provider>>) -> Response {
+    let moved = p.move_to_successor();
+    crate::events::record("oauth_moved", |o| {
+        o.insert("issuer".to_owned(), p.current_issuer().to_owned().into());
+    });
+    Json(json!({"moved": moved, "issuer": p.current_issuer()})).into_response()
+}
+
 /// Test switch: every access token issued so far expires now (refresh tokens stay valid).
 pub(super) async fn expire_tokens(State(p): State<Arc<Provider>>) -> Response {
     let now = Instant::now();
