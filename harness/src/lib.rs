@@ -50,8 +50,8 @@ mod tls;
 mod transport;
 
 pub use auth::{
-    JwtSigningAlg, OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize,
-    live_callback_servers,
+    ClientMetadataServer, JwtSigningAlg, OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth,
+    authorize, live_callback_servers,
 };
 #[cfg(feature = "bundled-servers")]
 pub use bundled::{

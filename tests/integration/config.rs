@@ -140,6 +140,9 @@ oauth = { client_id = "bot", client_secret_env = "PATH", grant = "client_credent
 
 [clients.key-bot]
 oauth = { client_id = "signer", private_key_file = "bot.pem", signing_alg = "rs256" }
+
+[clients.cimd]
+oauth = { client_metadata_url = "https://ci.example.com/client.json" }
 "#,
         &dir.path().join("mcp-harness.toml"),
     )
@@ -153,6 +156,11 @@ oauth = { client_id = "signer", private_key_file = "bot.pem", signing_alg = "rs2
     );
     assert_eq!(key.signing_alg, Some(mcp_harness::JwtSigningAlg::Rs256));
     assert!(key.private_key.is_some());
+    let cimd = cfg.client("cimd").unwrap().oauth.clone().unwrap();
+    assert_eq!(
+        cimd.client_metadata_url.as_deref(),
+        Some("https://ci.example.com/client.json")
+    );
     // The key never shows in Debug output.
     assert!(!format!("{key:?}").contains("BEGIN"), "{key:?}");
 }

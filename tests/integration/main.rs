@@ -15,6 +15,7 @@ mod hostile;
 mod identity;
 mod logs;
 mod notifications;
+mod oauth_cimd;
 mod oauth_m2m;
 mod oauth_rules;
 mod pool;

@@ -50,6 +50,11 @@ pub(super) struct CheckArgs {
         value_name = "SECRET"
     )]
     oauth_client_secret: Option<String>,
+    /// The url of this client's ID metadata document (CIMD), used as its client id where the
+    /// authorization server advertises support (else it registers dynamically). Implies
+    /// --oauth.
+    #[arg(long, value_name = "URL", conflicts_with = "token")]
+    oauth_client_metadata_url: Option<String>,
     /// Machine to machine: the OAuth client credentials grant for the --oauth-client-id
     /// client (its secret, or its private key), no browser and no callback server.
     #[arg(long, requires = "oauth_client_id")]
@@ -326,7 +331,11 @@ fn private_key(args: &CheckArgs) -> Result<Option<Secret>, String> {
 
 /// The OAuth settings asked for on the command line, if any.
 fn oauth(args: &CheckArgs) -> Result<Option<OAuth>, String> {
-    if !(args.oauth || args.oauth_client_id.is_some() || args.oauth_scope.is_some()) {
+    if !(args.oauth
+        || args.oauth_client_id.is_some()
+        || args.oauth_scope.is_some()
+        || args.oauth_client_metadata_url.is_some())
+    {
         return Ok(None);
     }
     let mut oauth = OAuth::new()
@@ -354,6 +363,9 @@ fn oauth(args: &CheckArgs) -> Result<Option<OAuth>, String> {
             ),
             (None, None) => oauth.pre_registered(id.clone(), None, TokenEndpointAuth::None),
         };
+    }
+    if let Some(url) = &args.oauth_client_metadata_url {
+        oauth = oauth.client_metadata_url(url.clone());
     }
     if let Some(scope) = &args.oauth_scope {
         oauth = oauth.scope(scope.clone());

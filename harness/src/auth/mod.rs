@@ -26,8 +26,8 @@ mod refusal;
 
 pub(crate) use credentials::{Credentials, diagnose_refusal, diagnostic_post};
 pub use oauth::{
-    JwtSigningAlg, OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth, authorize,
-    live_callback_servers,
+    ClientMetadataServer, JwtSigningAlg, OAuth, OAuthEvent, OAuthTokens, TokenEndpointAuth,
+    authorize, live_callback_servers,
 };
 pub(crate) use oauth::{OAuthHttpClient, authorize_with_headers};
 pub(crate) use refusal::{rejection_reason, rejection_reason_from_chain};

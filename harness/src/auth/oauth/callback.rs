@@ -96,6 +96,27 @@ impl CallbackServer {
         state: &str,
         oauth: &OAuth,
     ) -> Result<Secret> {
+        let result = self.walk(authorize_url, d, state, oauth).await;
+        // Stopped and awaited on every path, an authorization server's refusal included: when
+        // this returns, the listener is gone.
+        self.stop().await;
+        result
+    }
+
+    async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn walk(
+        &mut self,
+        authorize_url: reqwest::Url,
+        d: &Discovery,
+        state: &str,
+        oauth: &OAuth,
+    ) -> Result<Secret> {
         let step = OAuthStep::Authorization;
         let target = d.authorization_endpoint.as_str();
         let mut next = authorize_url;
@@ -178,10 +199,7 @@ impl CallbackServer {
             }
         };
         // The code is in hand: stop the listener and wait for its task to end.
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
+        self.stop().await;
         let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or_default();

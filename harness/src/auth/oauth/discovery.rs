@@ -22,6 +22,9 @@ pub(super) struct Discovery {
     /// `authorization_response_iss_parameter_supported` (RFC 9207): the authorization
     /// response must then carry `iss`.
     pub(super) iss_supported: bool,
+    /// `client_id_metadata_document_supported`: the server takes a client ID metadata
+    /// document url as a client id.
+    pub(super) cimd_supported: bool,
     pub(super) scope: Option<String>,
 }
 
@@ -257,6 +260,7 @@ async fn discover_at_origin(
             registration_endpoint: Some(format!("{origin}/register")),
             auth_methods: None,
             iss_supported: false,
+            cimd_supported: false,
             issuer: origin,
             scope,
         }),
@@ -303,6 +307,10 @@ fn discovery_from_metadata(
             }),
         iss_supported: meta
             .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        cimd_supported: meta
+            .get("client_id_metadata_document_supported")
             .and_then(Value::as_bool)
             .unwrap_or(false),
         issuer,

@@ -11,6 +11,7 @@ mod callback;
 mod discovery;
 mod grant;
 mod http;
+mod metadata_server;
 mod registration;
 mod streamable;
 mod tokens;
@@ -18,6 +19,7 @@ mod tokens;
 pub use authorize::authorize;
 pub(crate) use authorize::authorize_with_headers;
 pub use callback::live_callback_servers;
+pub use metadata_server::ClientMetadataServer;
 pub(crate) use streamable::OAuthHttpClient;
 pub use tokens::OAuthTokens;
 
@@ -145,6 +147,9 @@ pub struct OAuth {
     client_credentials: bool,
     /// The private key (PEM) and algorithm of `private_key_jwt`.
     private_key: Option<(Secret, JwtSigningAlg)>,
+    /// The url of the client's ID metadata document, used as its client id where the
+    /// authorization server supports it.
+    client_metadata_url: Option<String>,
     callback_port: u16,
     callback_timeout: Duration,
     step_timeout: Duration,
@@ -161,6 +166,7 @@ impl fmt::Debug for OAuth {
             .field("auth_method", &self.auth_method)
             .field("scope", &self.scope)
             .field("client_credentials", &self.client_credentials)
+            .field("client_metadata_url", &self.client_metadata_url)
             .field(
                 "private_key",
                 &self.private_key.as_ref().map(|(_, alg)| alg),
@@ -187,6 +193,7 @@ impl OAuth {
             scope: None,
             client_credentials: false,
             private_key: None,
+            client_metadata_url: None,
             callback_port: 0,
             callback_timeout: Duration::from_secs(30),
             step_timeout: Duration::from_secs(10),
@@ -207,6 +214,36 @@ impl OAuth {
         self.client_secret = client_secret;
         self.auth_method = auth_method;
         self.auth_method_chosen = true;
+        self
+    }
+
+    /// Identifies the client by a client ID metadata document (CIMD, MCP 2025-11-25): where the
+    /// authorization server advertises `client_id_metadata_document_supported`, `url` is the
+    /// client id and nothing is registered; elsewhere the client registers dynamically as
+    /// usual. The order is the one MCP 2026-07-28 gives: a pre-registered client first, then
+    /// the metadata document, then dynamic registration.
+    ///
+    /// The document at `url` is JSON whose `client_id` is exactly `url`, with
+    /// `redirect_uris` including `http://127.0.0.1/callback` (the loopback callback; any port
+    /// matches it), `token_endpoint_auth_method` `none`, `grant_types`
+    /// `["authorization_code", "refresh_token"]`, `response_types` `["code"]` and a
+    /// `client_name`. It must be served over `https` from a url with a path; the bundled
+    /// authorization server also accepts a loopback `http` url when told to
+    /// (`allow_http_client_metadata`), and [`ClientMetadataServer`](crate::ClientMetadataServer)
+    /// serves such a document from the test itself.
+    ///
+    /// ```no_run
+    /// # mcp_harness::run(async {
+    /// use mcp_harness::{OAuth, Session, Target};
+    /// let oauth = OAuth::new().client_metadata_url("https://ci.example.com/mcp-client.json");
+    /// let s = Session::builder(Target::Http("https://staging.example.com/mcp".into()))
+    ///     .oauth(oauth)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok::<_, mcp_harness::Error>(()) });
+    /// ```
+    pub fn client_metadata_url(mut self, url: impl Into<String>) -> Self {
+        self.client_metadata_url = Some(url.into());
         self
     }
 

@@ -64,6 +64,22 @@ pub(super) async fn register(
             key: None,
         });
     }
+    if let (Some(url), true) = (&oauth.client_metadata_url, d.cimd_supported) {
+        check_metadata_url(url).map_err(|why| {
+            oauth_error(
+                &d.issuer,
+                step,
+                format!("the client metadata document url {url:?} {why}"),
+            )
+        })?;
+        tracing::debug!(client_id = %url, "using the client ID metadata document url as client id");
+        return Ok(ClientCredentials {
+            id: url.clone(),
+            secret: None,
+            method: TokenEndpointAuth::None,
+            key: None,
+        });
+    }
     let Some(endpoint) = &d.registration_endpoint else {
         return Err(oauth_error(
             &d.issuer,
@@ -152,4 +168,64 @@ pub(super) async fn register(
         method,
         key: None,
     })
+}
+
+/// A client ID metadata document url is `https` (or `http` on a loopback address, for tests)
+/// with a path, and without a fragment, credentials or dot segments.
+fn check_metadata_url(url: &str) -> std::result::Result<(), String> {
+    let raw_path = url
+        .split_once("://")
+        .map(|(_, rest)| rest.find('/').map_or("", |i| &rest[i..]))
+        .unwrap_or("");
+    if raw_path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .any(|s| s == "." || s == "..")
+    {
+        return Err("has a . or .. path segment".into());
+    }
+    let u = reqwest::Url::parse(url).map_err(|e| format!("is not a url ({e})"))?;
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if u.scheme() != "https" && !(u.scheme() == "http" && loopback) {
+        return Err("must be https (http only on a loopback address, for tests)".into());
+    }
+    if u.path() == "/" || u.path().is_empty() {
+        return Err("has no path (the document must live at a path)".into());
+    }
+    if u.fragment().is_some() {
+        return Err("has a fragment".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("carries credentials".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_metadata_url;
+
+    #[test]
+    fn metadata_urls_are_https_with_a_path() {
+        assert!(check_metadata_url("https://ci.example.com/client.json").is_ok());
+        assert!(check_metadata_url("http://127.0.0.1:8080/client.json").is_ok());
+        for bad in [
+            "http://ci.example.com/client.json",
+            "https://ci.example.com/",
+            "https://ci.example.com",
+            "https://ci.example.com/client.json#frag",
+            "https://user:pw@ci.example.com/client.json",
+            "https://ci.example.com/a/../client.json",
+            "not a url",
+        ] {
+            assert!(check_metadata_url(bad).is_err(), "{bad}");
+        }
+    }
 }

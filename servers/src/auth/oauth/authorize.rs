@@ -13,6 +13,7 @@ use axum::{
 };
 use serde::Deserialize;
 
+use super::client_metadata::{fetch_client, is_metadata_url};
 use super::config::IssMisbehaviour;
 use super::provider::{Grant, Provider, oauth_error};
 
@@ -99,12 +100,33 @@ pub(super) async fn authorize(
             "client_id is missing",
         );
     };
-    let Some(client) = p.store().clients.get(client_id).cloned() else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            "client_id is not registered with this server",
-        );
+    let known = p.store().clients.get(client_id).cloned();
+    let client = match known {
+        // A metadata document is fetched at every authorization: the client may change it.
+        _ if p.config.client_id_metadata_documents && is_metadata_url(client_id) => {
+            match fetch_client(&p, client_id).await {
+                Ok(client) => {
+                    crate::events::record("oauth_client_metadata", |o| {
+                        o.insert("client_id".to_owned(), client_id.into());
+                    });
+                    p.store()
+                        .clients
+                        .insert(client_id.to_owned(), client.clone());
+                    client
+                }
+                Err(why) => {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", why);
+                }
+            }
+        }
+        Some(client) => client,
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                "client_id is not registered with this server",
+            );
+        }
     };
     let redirect_uri = match q.redirect_uri.as_deref() {
         Some(r) if redirect_allowed(&client.redirect_uris, r) => r.to_owned(),

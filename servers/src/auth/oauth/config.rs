@@ -45,6 +45,13 @@ pub struct OAuthServerConfig {
     /// 2026-07-28 asks of clients (SEP-837). Default true; false accepts the clients of earlier
     /// revisions, which do not send it (they count as `web`, the OpenID default).
     pub require_application_type: bool,
+    /// Whether a client id that is an `https` url is taken as a client ID metadata document
+    /// url (CIMD, advertised as `client_id_metadata_document_supported`): the document is
+    /// fetched at `/authorize` and must name that url as its `client_id`. Default true.
+    pub client_id_metadata_documents: bool,
+    /// Whether a metadata document url may also be `http` on a loopback address, so that a
+    /// test can serve the document itself (off by default: real documents are `https`).
+    pub allow_http_client_metadata: bool,
     /// Misbehaviour on purpose, so that a client's refusals can be tested.
     pub misbehave: OAuthMisbehaviour,
 }
@@ -101,6 +108,8 @@ impl Default for OAuthServerConfig {
             allow_registration: true,
             clients: Vec::new(),
             require_application_type: true,
+            client_id_metadata_documents: true,
+            allow_http_client_metadata: false,
             misbehave: OAuthMisbehaviour::default(),
         }
     }
@@ -114,6 +123,14 @@ impl std::fmt::Debug for OAuthServerConfig {
             .field("required_scopes", &self.required_scopes)
             .field("clients", &self.clients)
             .field("require_application_type", &self.require_application_type)
+            .field(
+                "client_id_metadata_documents",
+                &self.client_id_metadata_documents,
+            )
+            .field(
+                "allow_http_client_metadata",
+                &self.allow_http_client_metadata,
+            )
             .field("misbehave", &self.misbehave)
             .finish_non_exhaustive()
     }

@@ -36,6 +36,9 @@ impl Provider {
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
         });
+        if self.config.client_id_metadata_documents {
+            doc["client_id_metadata_document_supported"] = json!(true);
+        }
         if self.config.allow_registration {
             doc["registration_endpoint"] = json!(format!("{issuer}/register"));
         }

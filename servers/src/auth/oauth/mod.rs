@@ -16,6 +16,7 @@
 //! Must not import the gate: the gate uses this server, not the reverse.
 
 mod authorize;
+mod client_metadata;
 mod config;
 mod metadata;
 mod provider;
