@@ -45,6 +45,25 @@ fn es256_key(kid: &str) -> (Secret, Value) {
     (Secret::new(pem), jwks)
 }
 
+/// The suite's RSA test key (PKCS #1 PEM) and its public key as a JWK Set.
+fn rs256_key(kid: &str) -> (Secret, Value) {
+    let pem = crate::transports::RSA_PRIVATE_PEM;
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    let der = STANDARD.decode(body).unwrap();
+    let pair = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+    let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+    let jwks = json!({"keys": [{
+        "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+        "n": URL_SAFE_NO_PAD.encode(&public.n),
+        "e": URL_SAFE_NO_PAD.encode(&public.e),
+    }]});
+    (Secret::new(pem), jwks)
+}
+
 fn client(id: &str, method: &str, secret: Option<&str>, jwks: Option<Value>) -> OAuthClient {
     OAuthClient {
         client_id: id.into(),
@@ -91,7 +110,8 @@ async fn expire_all_tokens(server: &Server) {
 #[rstest]
 #[case::client_secret_basic("secret-basic")]
 #[case::client_secret_post("secret-post")]
-#[case::private_key_jwt("private-key-jwt")]
+#[case::private_key_jwt_es256("private-key-jwt")]
+#[case::private_key_jwt_rs256("private-key-jwt-rs256")]
 #[mcp_harness::test]
 async fn the_client_credentials_grant_authorizes_a_machine_and_fetches_again_when_refused(
     #[case] how: &str,
@@ -114,10 +134,17 @@ async fn the_client_credentials_grant_authorizes_a_machine_and_fetches_again_whe
                 TokenEndpointAuth::ClientSecretPost,
             ),
         ),
-        _ => (
+        "private-key-jwt" => (
             client("ci-bot", "private_key_jwt", None, Some(jwks)),
             OAuth::new().client_credentials_jwt("ci-bot", pem, JwtSigningAlg::Es256),
         ),
+        _ => {
+            let (pem, jwks) = rs256_key("r1");
+            (
+                client("ci-bot", "private_key_jwt", None, Some(jwks)),
+                OAuth::new().client_credentials_jwt("ci-bot", pem, JwtSigningAlg::Rs256),
+            )
+        }
     };
     let (server, log) = server_with(vec![registered]).await;
     let tokens = Arc::new(

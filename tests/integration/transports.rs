@@ -24,7 +24,7 @@ const POST_SECRET: &str = "pre-post-client-secret-0123456789";
 const ALICE_TOKEN: &str = "bearer-token-of-alice-0123456789";
 
 /// A test-only RSA key pair (2048 bits) for RS256 JWTs; it protects nothing.
-const RSA_PRIVATE_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
+pub(crate) const RSA_PRIVATE_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
 MIIEogIBAAKCAQEAs4vHiAjPOIi1CHux6SaLR8ysw3/Ibhf/kba1UGebfUbn63Tw
 xWZRVcPlZ/g/HcY+Li4IEenGfRwM/WtGO65kr1ggDefvp/5x/nY3CtAOq9PtGB5B
 ivixQzCNndZbrvL/7JwyhqTSYg5f5Cp1YsX3BEdcvhO8pVYlBCI0ZdEcfToFdxAI
