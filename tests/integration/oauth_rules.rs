@@ -184,8 +184,16 @@ async fn the_client_registers_as_a_native_application_and_the_server_requires_th
 /// refresh can answer, so the client discovers the new server, registers with it (its old
 /// credentials are not shown there) and authorizes again; the MCP session goes on, its state
 /// intact.
+///
+/// With `revoke=false` the old server still refreshes tokens, which the resource refuses at
+/// once: the client must not keep refreshing, it runs the whole flow.
+#[rstest]
+#[case::old_grants_revoked(true)]
+#[case::old_server_still_refreshing(false)]
 #[mcp_harness::test]
-async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on() {
+async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on(
+    #[case] revoke: bool,
+) {
     use crate::support::{call_text, pin};
     use mcp_harness::{Era, Session};
     use std::sync::Arc;
@@ -209,7 +217,9 @@ async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on
 
     let base = server.url().trim_end_matches("/mcp").to_owned();
     let moved: Value = reqwest::Client::new()
-        .post(format!("{base}/oauth/test/move-authorization-server"))
+        .post(format!(
+            "{base}/oauth/test/move-authorization-server?revoke={revoke}"
+        ))
         .send()
         .await
         .unwrap()

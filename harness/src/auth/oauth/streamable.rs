@@ -44,8 +44,9 @@ impl OAuthHttpClient {
         }
     }
 
-    /// Sends with the current access token; after a 401, once more with a refreshed one;
-    /// after a 403 `insufficient_scope`, once more after a step-up authorization.
+    /// Sends with the current access token; after a 401, once more with a refreshed one (and
+    /// if that one is refused too, once more after the whole flow); after a 403
+    /// `insufficient_scope`, once more after a step-up authorization.
     async fn with_token_retry<T, F, Fut>(&self, send: F) -> StreamResult<T>
     where
         F: Fn(Option<String>) -> Fut,
@@ -64,7 +65,17 @@ impl OAuthHttpClient {
             return first;
         }
         let token = self.token().await;
-        send(token.as_ref().map(|s| s.expose().to_owned())).await
+        let second = send(token.as_ref().map(|s| s.expose().to_owned())).await;
+        // A token fresh from a refresh refused at once: the grant behind it is dead here (the
+        // resource may have moved to another authorization server). One more try after the
+        // whole flow.
+        if let (Err(StreamableHttpError::AuthRequired(_)), Some(refused)) = (&second, &token)
+            && self.tokens.reauthorize_after_refused_refresh(refused).await
+        {
+            let token = self.token().await;
+            return send(token.as_ref().map(|s| s.expose().to_owned())).await;
+        }
+        second
     }
 
     /// After a refusal: true when a new token (refreshed after a 401, or with more scope

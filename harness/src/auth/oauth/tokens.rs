@@ -21,6 +21,10 @@ pub(super) struct TokenState {
     pub(super) expires_at: Option<Instant>,
     pub(super) scope: Option<String>,
     pub(super) refreshes: u64,
+    /// Whether the current access token came from a refresh: if the server refuses it too,
+    /// refreshing again cannot help (the grant is dead, or the resource moved) and the flow
+    /// runs again.
+    pub(super) from_refresh: bool,
     /// Re-authorizations for a wider scope after a 403 `insufficient_scope` (step-up).
     pub(super) step_ups: u32,
     /// Whole flows run again after a 401 that no refresh could answer.
@@ -164,6 +168,22 @@ impl OAuthTokens {
                 }
             }
         }
+        self.reauthorize_locked(&mut state).await
+    }
+
+    /// After the server refused `rejected`, a token fresh from a refresh, on the retry of a
+    /// request refused a moment before: refreshing again cannot help (the grant is dead at
+    /// the resource, or the resource moved to another authorization server), so the whole
+    /// flow runs again. True when a different token is now available.
+    pub(crate) async fn reauthorize_after_refused_refresh(&self, rejected: &Secret) -> bool {
+        let mut state = self.state.lock().await;
+        if state.access != *rejected {
+            return true;
+        }
+        if !state.from_refresh {
+            return false;
+        }
+        tracing::debug!("a refreshed token was refused at once: authorizing again");
         self.reauthorize_locked(&mut state).await
     }
 
@@ -393,6 +413,7 @@ impl OAuthTokens {
         .await?;
         apply_token_response(state, response, token_endpoint, OAuthStep::Refresh)?;
         state.refreshes += 1;
+        state.from_refresh = true;
         tracing::debug!("access token refreshed");
         Ok(())
     }
@@ -443,6 +464,7 @@ pub(super) fn apply_token_response(
         ));
     }
     state.access = Secret::new(access);
+    state.from_refresh = false;
     if let Some(r) = body.get("refresh_token").and_then(Value::as_str) {
         state.refresh = Some(Secret::new(r));
     }

@@ -127,17 +127,21 @@ impl Provider {
         }
     }
 
-    /// Test switch: the resource moves to the successor authorization server. Every grant of
-    /// this one is revoked (access and refresh tokens), so a client can only go on by
-    /// discovering the new server, registering there and authorizing again. Returns whether
-    /// it moved now (false: it had moved already).
-    pub(crate) fn move_to_successor(&self) -> bool {
+    /// Test switch: the resource moves to the successor authorization server, whose tokens
+    /// are the only ones it accepts from now on. With `revoke`, every grant of this server is
+    /// revoked too (access and refresh tokens); without, this server still refreshes tokens the
+    /// resource no longer takes (an old server left running). Either way a client can only go
+    /// on by discovering the new server, registering there and authorizing again. Returns
+    /// whether it moved now (false: it had moved already).
+    pub(crate) fn move_to_successor(&self, revoke: bool) -> bool {
         if self.successor.is_none() || self.moved.swap(true, Ordering::SeqCst) {
             return false;
         }
-        let mut store = self.store();
-        store.access.clear();
-        store.refresh.clear();
+        if revoke {
+            let mut store = self.store();
+            store.access.clear();
+            store.refresh.clear();
+        }
         true
     }
 

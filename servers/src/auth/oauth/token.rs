@@ -340,10 +340,19 @@ pub(super) async fn token(
         .into_response()
 }
 
+/// The query of the move switch: `revoke=false` leaves the old server's grants alive.
+#[derive(Deserialize)]
+pub(super) struct MoveQuery {
+    revoke: Option<bool>,
+}
+
 /// Test switch: the protected resource names the successor authorization server from now on
-/// and this one revokes every grant it made.
-pub(super) async fn move_authorization_server(State(p): State<Arc<Provider>>) -> Response {
-    let moved = p.move_to_successor();
+/// and (unless `?revoke=false`) this one revokes every grant it made.
+pub(super) async fn move_authorization_server(
+    State(p): State<Arc<Provider>>,
+    axum::extract::Query(q): axum::extract::Query<MoveQuery>,
+) -> Response {
+    let moved = p.move_to_successor(q.revoke.unwrap_or(true));
     crate::events::record("oauth_moved", |o| {
         o.insert("issuer".to_owned(), p.current_issuer().to_owned().into());
     });
