@@ -47,7 +47,8 @@ async fn the_document_url_is_the_client_id_end_to_end_and_nothing_is_registered(
         .await
         .unwrap();
     let (server, log) = oauth_server(accepting_loopback_documents()).await;
-    let oauth = OAuth::new().client_metadata_url(doc.url());
+    let (oauth, callbacks) =
+        crate::support::noting_callbacks(OAuth::new().client_metadata_url(doc.url()));
     let session = Session::builder(&server)
         .oauth(oauth.clone())
         .connect()
@@ -68,7 +69,7 @@ async fn the_document_url_is_the_client_id_end_to_end_and_nothing_is_registered(
     assert!(!seen.iter().any(|e| e == "oauth_registration"), "{seen:?}");
     assert!(seen.iter().any(|e| e == "oauth_token"), "{seen:?}");
     assert!(doc.fetches() >= 2, "fetched {} times", doc.fetches());
-    assert!(mcp_harness::live_callback_servers().is_empty());
+    crate::support::assert_callbacks_stopped(&callbacks);
 }
 
 #[mcp_harness::test]
@@ -116,13 +117,11 @@ async fn a_document_the_server_cannot_take_stops_the_flow_at_authorization(
         ..OAuthServerConfig::default()
     })
     .await;
-    let err = mcp_harness::authorize(
-        server.url(),
-        Transport::StreamableHttp,
-        &OAuth::new().client_metadata_url(doc.url()),
-    )
-    .await
-    .expect_err("the server refuses the document");
+    let (oauth, callbacks) =
+        crate::support::noting_callbacks(OAuth::new().client_metadata_url(doc.url()));
+    let err = mcp_harness::authorize(server.url(), Transport::StreamableHttp, &oauth)
+        .await
+        .expect_err("the server refuses the document");
     let Error::OAuth { step, reason, .. } = &err else {
         panic!("expected an OAuth error, got {err}");
     };
@@ -135,7 +134,8 @@ async fn a_document_the_server_cannot_take_stops_the_flow_at_authorization(
             .any(|e| e == "oauth_token" || e == "oauth_registration"),
         "{seen:?}"
     );
-    assert!(mcp_harness::live_callback_servers().is_empty());
+    assert_eq!(callbacks.lock().unwrap().len(), 1);
+    crate::support::assert_callbacks_stopped(&callbacks);
 }
 
 #[mcp_harness::test]

@@ -147,6 +147,7 @@ async fn the_client_credentials_grant_authorizes_a_machine_and_fetches_again_whe
         }
     };
     let (server, log) = server_with(vec![registered]).await;
+    let (oauth, callbacks) = crate::support::noting_callbacks(oauth);
     let tokens = Arc::new(
         mcp_harness::authorize(server.url(), Transport::StreamableHttp, &oauth)
             .await
@@ -188,7 +189,10 @@ async fn the_client_credentials_grant_authorizes_a_machine_and_fetches_again_whe
         vec!["client_credentials", "client_credentials"],
         "{seen:?}"
     );
-    assert!(mcp_harness::live_callback_servers().is_empty());
+    assert!(
+        callbacks.lock().unwrap().is_empty(),
+        "no callback server is ever started"
+    );
 }
 
 #[rstest]

@@ -94,7 +94,8 @@ async fn the_client_refuses_each_misbehaviour_at_its_step(
     #[case] never: &str,
 ) {
     let (server, log) = oauth_server(misbehaving(misbehave)).await;
-    let err = mcp_harness::authorize(server.url(), Transport::StreamableHttp, &OAuth::new())
+    let (oauth, callbacks) = crate::support::noting_callbacks(OAuth::new());
+    let err = mcp_harness::authorize(server.url(), Transport::StreamableHttp, &oauth)
         .await
         .expect_err("the flow must stop");
     let Error::OAuth {
@@ -116,10 +117,7 @@ async fn the_client_refuses_each_misbehaviour_at_its_step(
         !seen.iter().any(|e| e == "oauth_token"),
         "a code was exchanged: {seen:?}"
     );
-    assert!(
-        mcp_harness::live_callback_servers().is_empty(),
-        "a callback server is still listening"
-    );
+    crate::support::assert_callbacks_stopped(&callbacks);
 }
 
 #[mcp_harness::test]
@@ -199,8 +197,9 @@ async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on
     use std::sync::Arc;
 
     let (server, log) = oauth_server(OAuthServerConfig::default()).await;
+    let (oauth, callbacks) = crate::support::noting_callbacks(OAuth::new());
     let tokens = Arc::new(
-        mcp_harness::authorize(server.url(), Transport::StreamableHttp, &OAuth::new())
+        mcp_harness::authorize(server.url(), Transport::StreamableHttp, &oauth)
             .await
             .expect("the first flow succeeds"),
     );
@@ -244,9 +243,6 @@ async fn a_moved_authorization_server_is_registered_with_and_the_session_goes_on
         .filter_map(|e| e["client_id"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(registered, vec![first_client, tokens.client_id()]);
-    assert!(
-        mcp_harness::live_callback_servers().is_empty(),
-        "a callback server is still listening"
-    );
+    crate::support::assert_callbacks_stopped(&callbacks);
     session.shutdown().await.unwrap();
 }

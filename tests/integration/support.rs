@@ -375,3 +375,35 @@ pub fn rerun_test_binary(name: &str) -> std::process::Command {
     cmd.args([name, "--exact", "--ignored", "--nocapture"]);
     cmd
 }
+
+/// The callback servers one OAuth flow started, noted by an observer (see
+/// [`noting_callbacks`]).
+pub type NotedCallbacks = std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
+
+/// `oauth` with an observer that notes the address of every callback server its flows start
+/// (the first flow's, and those of later re-authorizations), each once.
+pub fn noting_callbacks(oauth: mcp_harness::OAuth) -> (mcp_harness::OAuth, NotedCallbacks) {
+    let noted = NotedCallbacks::default();
+    let sink = noted.clone();
+    let oauth = oauth.observe(move |e| {
+        if let Some(addr) = e.callback {
+            let mut noted = sink.lock().unwrap();
+            if !noted.contains(&addr) {
+                noted.push(addr);
+            }
+        }
+    });
+    (oauth, noted)
+}
+
+/// None of the noted callback servers is alive: stopped and awaited before the flow returned,
+/// with no waiting. (The process-wide list may hold other tests' flows under `cargo test`.)
+pub fn assert_callbacks_stopped(noted: &NotedCallbacks) {
+    let live = mcp_harness::live_callback_servers();
+    for addr in noted.lock().unwrap().iter() {
+        assert!(
+            !live.contains(addr),
+            "the callback server {addr} is still alive"
+        );
+    }
+}
